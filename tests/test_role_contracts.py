@@ -1,0 +1,48 @@
+"""Every role documents its input: meta/argument_specs.yml and defaults/main.yml hold the same keys,
+every variable carries its role's prefix, and the README lists it."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir())
+
+
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def test_there_are_roles() -> None:
+    assert ROLES, "no roles found under roles/"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_argument_specs_match_defaults(role: Path) -> None:
+    specs = role / "meta" / "argument_specs.yml"
+    assert specs.is_file(), f"{role.name}: meta/argument_specs.yml is missing"
+    options = _load(specs)["argument_specs"]["main"].get("options", {})
+    defaults_file = role / "defaults" / "main.yml"
+    defaults = _load(defaults_file) if defaults_file.is_file() else {}
+    # Required options have no default on purpose; every other option has one.
+    optional = {k for k, v in options.items() if not v.get("required", False)}
+    assert optional == set(defaults), (
+        f"{role.name}: argument_specs and defaults differ: "
+        f"only in specs {sorted(optional - set(defaults))}, only in defaults {sorted(set(defaults) - optional)}"
+    )
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_variables_carry_role_prefix(role: Path) -> None:
+    options = _load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"].get("options", {})
+    wrong = [k for k in options if not k.startswith(f"{role.name}_")]
+    assert not wrong, f"{role.name}: variables without the '{role.name}_' prefix: {wrong}"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_readme_lists_every_variable(role: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    options = _load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"].get("options", {})
+    missing = [k for k in options if f"`{k}`" not in readme]
+    assert not missing, f"README.md does not document {role.name}'s variables: {missing}"
