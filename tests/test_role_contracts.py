@@ -27,9 +27,10 @@ def test_argument_specs_match_defaults(role: Path) -> None:
     defaults = _load(defaults_file) if defaults_file.is_file() else {}
     # Required options have no default on purpose; every other option has one.
     optional = {k for k, v in options.items() if not v.get("required", False)}
-    assert optional == set(defaults), (
+    only_specs, only_defaults = sorted(optional - set(defaults)), sorted(set(defaults) - optional)
+    assert not only_specs and not only_defaults, (
         f"{role.name}: argument_specs and defaults differ: "
-        f"only in specs {sorted(optional - set(defaults))}, only in defaults {sorted(set(defaults) - optional)}"
+        f"only in specs {only_specs}, only in defaults {only_defaults}"
     )
 
 
