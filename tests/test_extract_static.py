@@ -1,0 +1,270 @@
+"""scripts/extract_static.py against the real Docker engine, with small images built here.
+
+The images hold a static tree with the shapes Debian's jupyter-notebook has: nested directories,
+binary files, links to files and to directories elsewhere in the image (resolved in the copy), a
+hard link, a dangling link and a link looping back into the tree (both left out, and said so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "extract_static.py"
+BASE = os.environ.get("TMPNB_BASE_IMAGE", "tmpnb-testhost:bookworm-1")
+TAG = f"tmpnb-test-extract-static:{os.getpid()}"
+LABEL = "org.jupyter.tmpnb.extract-static"
+STATIC = "/opt/app/static"
+
+pytestmark = pytest.mark.integration
+
+
+def _docker_ok() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    ok = subprocess.run(["docker", "image", "inspect", BASE], capture_output=True, check=False)
+    return ok.returncode == 0
+
+
+if not _docker_ok():
+    pytest.skip(f"needs a Docker engine with {BASE} (make engine base-image)", allow_module_level=True)
+
+# What the image holds below STATIC, links resolved: relative path -> bytes.
+STATIC_FILES = {
+    "index.html": b"<html>tmpnb static test</html>\n",
+    "img/logo.bin": bytes(range(256)) * 400,
+    "a/b/c/deep.css": b"body { color: #123456; }\n",
+}
+SHARED_FILES = {
+    "lib/x.js": b"define([], function () { return 42; });\n",
+    "lib/sub/y.js": b"// y\n" * 1000,
+    "one.js": b"console.log('one');\n",
+}
+EXPECTED = {
+    **STATIC_FILES,
+    "index-hardlink.html": STATIC_FILES["index.html"],
+    "components/lib/x.js": SHARED_FILES["lib/x.js"],
+    "components/lib/sub/y.js": SHARED_FILES["lib/sub/y.js"],
+    "one.js": SHARED_FILES["one.js"],
+    "abs-one.js": SHARED_FILES["one.js"],
+}
+
+DOCKERFILE = f"""\
+FROM {BASE}
+COPY static/ {STATIC}/
+COPY shared/ /usr/share/tmpnb-test-shared/
+RUN mkdir -p {STATIC}/components \\
+ && ln -s ../../../../usr/share/tmpnb-test-shared/lib {STATIC}/components/lib \\
+ && ln -s ../../../usr/share/tmpnb-test-shared/one.js {STATIC}/one.js \\
+ && ln -s /usr/share/tmpnb-test-shared/one.js {STATIC}/abs-one.js \\
+ && ln {STATIC}/index.html {STATIC}/index-hardlink.html \\
+ && ln -s /nonexistent/file.js {STATIC}/dangling.js \\
+ && ln -s .. {STATIC}/a/b/up
+"""
+
+
+def _build(context: Path, tag: str, dockerfile: str, files: dict[str, dict[str, bytes]]) -> str:
+    context.mkdir(parents=True, exist_ok=True)
+    (context / "Dockerfile").write_text(dockerfile)
+    for top, tree in files.items():
+        for rel, data in tree.items():
+            path = context / top / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    subprocess.run(["docker", "build", "-q", "-t", tag, str(context)], check=True, capture_output=True)
+    out = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", tag], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Two images: v1 (the tree above) and v2 (v1 with index.html changed)."""
+    ctx = tmp_path_factory.mktemp("ctx")
+    v1 = _build(ctx / "v1", f"{TAG}-v1", DOCKERFILE, {"static": STATIC_FILES, "shared": SHARED_FILES})
+    v2 = _build(
+        ctx / "v2",
+        f"{TAG}-v2",
+        f"FROM {TAG}-v1\nRUN printf 'v2\\n' > {STATIC}/index.html\n",
+        {},
+    )
+    yield {"v1": f"{TAG}-v1", "v1_id": v1, "v2": f"{TAG}-v2", "v2_id": v2}
+    subprocess.run(["docker", "rmi", "-f", f"{TAG}-v2", f"{TAG}-v1"], capture_output=True, check=False)
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False, timeout=300
+    )
+
+
+def extract(image: str, dest: Path, *extra: str) -> dict:
+    proc = run("--image", image, "--path-in-image", STATIC, "--dest", str(dest), *extra)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def leftover_containers() -> list[str]:
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={LABEL}"], capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()
+
+
+def test_copy_is_byte_identical_with_links_resolved(images: dict[str, str], tmp_path: Path) -> None:
+    dest = tmp_path / "static"
+    result = extract(images["v1"], dest)
+    assert result["changed"] is True
+    assert result["extracted"] is True
+    assert result["switched"] is True
+    name = images["v1_id"].removeprefix("sha256:")
+    assert os.readlink(dest / "current") == name
+    files = dest / "current" / "files"
+    assert tree(files) == EXPECTED
+    # The copy holds real files only: nothing points at the host's own /usr/share.
+    assert not [p for p in files.rglob("*") if p.is_symlink()]
+    assert result["unresolved_links"] == ["dangling.js"]
+    assert result["looping_links"] == ["a/b/up"]
+    assert not leftover_containers(), "extract_static.py left a container behind"
+    assert not [p for p in dest.iterdir() if p.name.startswith((".tmp-", ".stale-"))]
+
+
+def test_manifest_lists_every_file_with_checksums(images: dict[str, str], tmp_path: Path) -> None:
+    dest = tmp_path / "static"
+    extract(images["v1"], dest)
+    manifest = json.loads((dest / "current" / "manifest.json").read_text())
+    assert manifest["image_id"] == images["v1_id"]
+    assert manifest["path_in_image"] == STATIC
+    assert {e["path"] for e in manifest["files"]} == set(EXPECTED)
+    for entry in manifest["files"]:
+        data = (dest / "current" / "files" / entry["path"]).read_bytes()
+        assert entry["bytes"] == len(data) == len(EXPECTED[entry["path"]])
+        assert entry["sha256"] == hashlib.sha256(EXPECTED[entry["path"]]).hexdigest()
+    assert manifest["file_count"] == len(EXPECTED)
+    assert manifest["total_bytes"] == sum(len(v) for v in EXPECTED.values())
+
+
+def test_unchanged_image_changes_nothing(images: dict[str, str], tmp_path: Path) -> None:
+    dest = tmp_path / "static"
+    extract(images["v1"], dest)
+    version = dest / images["v1_id"].removeprefix("sha256:")
+    before = (
+        version.stat().st_ino,
+        (version / "manifest.json").stat().st_mtime_ns,
+        os.lstat(dest / "current"),
+    )
+    again = extract(images["v1"], dest)
+    assert again["changed"] is False
+    assert again["extracted"] is False and again["switched"] is False and again["removed"] == []
+    after = (
+        version.stat().st_ino,
+        (version / "manifest.json").stat().st_mtime_ns,
+        os.lstat(dest / "current"),
+    )
+    assert before[:2] == after[:2]
+    assert before[2].st_ino == after[2].st_ino, "the current symlink was rewritten"
+
+
+def test_incomplete_copy_is_extracted_again(images: dict[str, str], tmp_path: Path) -> None:
+    dest = tmp_path / "static"
+    extract(images["v1"], dest)
+    victim = dest / "current" / "files" / "img" / "logo.bin"
+    victim.write_bytes(b"truncated")
+    result = extract(images["v1"], dest)
+    assert result["extracted"] is True and result["changed"] is True
+    assert victim.read_bytes() == EXPECTED["img/logo.bin"]
+
+
+def test_new_image_gets_a_new_directory_and_current_switches(images: dict[str, str], tmp_path: Path) -> None:
+    dest = tmp_path / "static"
+    old = images["v1_id"].removeprefix("sha256:")
+    new = images["v2_id"].removeprefix("sha256:")
+    extract(images["v1"], dest)
+    result = extract(images["v2"], dest)
+    assert result["changed"] is True and result["extracted"] is True and result["switched"] is True
+    assert os.readlink(dest / "current") == new
+    assert (dest / "current" / "files" / "index.html").read_bytes() == b"v2\n"
+    # The old copy stays (default --keep 2): the old image's containers still load it.
+    assert (dest / old / "files" / "index.html").read_bytes() == STATIC_FILES["index.html"]
+
+    # --keep 0, but the old image is still in use: its copy stays.
+    kept = extract(images["v2"], dest, "--keep", "0", "--keep-image", images["v1_id"][:19])
+    assert kept["changed"] is False and (dest / old).is_dir()
+    # By name works too.
+    kept = extract(images["v2"], dest, "--keep", "0", "--keep-image", images["v1"])
+    assert kept["changed"] is False and (dest / old).is_dir()
+
+    # In check mode the removal is announced, not done.
+    check = extract(images["v2"], dest, "--keep", "0", "--check")
+    assert check["changed"] is True and check["removed"] == [old] and (dest / old).is_dir()
+
+    pruned = extract(images["v2"], dest, "--keep", "0")
+    assert pruned["changed"] is True and pruned["removed"] == [old]
+    assert not (dest / old).exists()
+    assert os.readlink(dest / "current") == new
+    assert extract(images["v2"], dest, "--keep", "0")["changed"] is False
+
+
+def test_current_copy_is_never_pruned(images: dict[str, str], tmp_path: Path) -> None:
+    dest = tmp_path / "static"
+    extract(images["v2"], dest)
+    back = extract(images["v1"], dest, "--keep", "0")  # a rollback to v1
+    assert back["removed"] == [images["v2_id"].removeprefix("sha256:")]
+    assert os.readlink(dest / "current") == images["v1_id"].removeprefix("sha256:")
+    assert (dest / "current" / "files" / "index.html").read_bytes() == STATIC_FILES["index.html"]
+
+
+def test_check_mode_writes_nothing(images: dict[str, str], tmp_path: Path) -> None:
+    dest = tmp_path / "static"
+    result = extract(images["v1"], dest, "--check")
+    assert result["changed"] is True and result["check_mode"] is True
+    assert not dest.exists()
+    extract(images["v1"], dest)
+    assert extract(images["v1"], dest, "--check")["changed"] is False
+
+
+def test_missing_image_is_a_clear_error(tmp_path: Path) -> None:
+    proc = run("--image", "tmpnb-test-no-such-image:0", "--dest", str(tmp_path / "d"))
+    assert proc.returncode == 1
+    assert "tmpnb-test-no-such-image:0" in proc.stderr and "not in the local Docker engine" in proc.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_missing_path_is_a_clear_error_and_leaves_nothing(images: dict[str, str], tmp_path: Path) -> None:
+    dest = tmp_path / "d"
+    proc = run("--image", images["v1"], "--path-in-image", "/no/such/static", "--dest", str(dest))
+    assert proc.returncode == 1
+    assert "'/no/such/static' does not exist in image" in proc.stderr
+    assert not leftover_containers()
+    assert [p.name for p in dest.iterdir()] == [".lock"], "a failed extraction left files behind"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--keep", "-1"], "--keep must be 0 or more"),
+        (["--path-in-image", "relative/static"], "--path-in-image must be absolute"),
+        (["--keep-image", "tmpnb-test-no-such-image:0"], "--keep-image 'tmpnb-test-no-such-image:0'"),
+    ],
+)
+def test_bad_arguments_are_named(
+    images: dict[str, str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    proc = run("--image", images["v1"], "--dest", str(tmp_path / "d"), *args)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert not (tmp_path / "d").exists()
