@@ -65,6 +65,7 @@ class Config:
     capacity: int = 16
     max_concurrent_starts: int = 4
     boot_timeout: float = 60.0
+    spawn_wait: float = 30.0
     cull_timeout: float = 900.0
     cull_max_age: float = 14400.0
     cull_interval: float = 30.0
@@ -114,6 +115,7 @@ RELOADABLE = frozenset(
         "capacity",
         "max_concurrent_starts",
         "boot_timeout",
+        "spawn_wait",
         "cull_timeout",
         "cull_max_age",
         "cull_interval",
@@ -234,6 +236,7 @@ def _validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     out["pool_size"] = _int("pool_size", v["pool_size"], 0, out["capacity"])
     out["max_concurrent_starts"] = _int("max_concurrent_starts", v["max_concurrent_starts"], 1, 1000)
     out["boot_timeout"] = _seconds("boot_timeout", v["boot_timeout"], 1, 3600)
+    out["spawn_wait"] = _seconds("spawn_wait", v["spawn_wait"], 0, 3600)
     out["cull_timeout"] = _seconds("cull_timeout", v["cull_timeout"], 1, 30 * 86400)
     out["cull_max_age"] = _seconds("cull_max_age", v["cull_max_age"], 1, 365 * 86400)
     out["cull_interval"] = _seconds("cull_interval", v["cull_interval"], 0.1, 3600)

@@ -1,0 +1,503 @@
+"""The orchestrator: keeps the warm pool, hands containers out, culls, reconciles, follows Docker.
+
+All decisions come from the pure modules (pool, cull, reconcile); this module does the I/O. State
+lives in Docker labels and CHP route data; memory is a cache that reconciliation rebuilds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections import deque
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+import aiohttp
+
+from tmpnb import __version__
+from tmpnb.chp import CHPClient, CHPError
+from tmpnb.config import Config, changed_options, load
+from tmpnb.cull import choose_culls
+from tmpnb.docker_backend import DockerBackend, DockerError
+from tmpnb.ids import new_user_id
+from tmpnb.metrics import Metrics
+from tmpnb.pool import Pool, Slot, State, can_ever_serve, mark_handed_out, starts_needed, surplus_pooled
+from tmpnb.ratelimit import RateLimiter
+from tmpnb.reconcile import LABEL_USER_ID, LABEL_USER_PATH, diff, parse_routes, route_data, route_path
+
+log = logging.getLogger("tmpnb")
+
+PROBE_TIMEOUT = 2.0
+MAX_BACKOFF = 30.0
+
+
+class Full(Exception):
+    """No container free and none can be started for this visitor now."""
+
+
+class RateLimited(Exception):
+    """This client spawned its allowance for the last minute."""
+
+
+class BootError(RuntimeError):
+    """A container did not become ready."""
+
+
+class Orchestrator:
+    def __init__(self, config: Config, config_path: str | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.pool = Pool()
+        self.docker = DockerBackend(config.docker_url)
+        self.chp = CHPClient(config.chp_api_url, config.chp_auth_token)
+        self.metrics = Metrics(self.pool.counts, lambda: self.config.capacity)
+        self.limiter = RateLimiter()
+        self._waiters: deque[asyncio.Future[Slot]] = deque()
+        self._wake = asyncio.Event()
+        self._reconcile_now = asyncio.Event()
+        self._reconcile_lock = asyncio.Lock()
+        self._loops: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._doomed: set[str] = set()  # user ids whose container must go (a removal failed)
+        self._boot_failures = 0
+        self._next_boot_at = 0.0
+        self._probe: aiohttp.ClientSession | None = None
+        self.chp_ok = False
+        self.docker_ok = False
+
+    # ---- life cycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        c = self.config
+        self._probe = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0))
+        log.info(
+            "starting instance=%s image=%s pool_size=%d capacity=%d network=%s chp=%s",
+            c.instance,
+            c.image,
+            c.pool_size,
+            c.capacity,
+            c.network_name,
+            c.chp_api_url,
+        )
+        try:
+            await self.docker.ensure_network(c.network_name, c.instance)
+            if not await self.docker.image_exists(c.image):
+                log.error(
+                    "image %s is not present in the Docker engine (tmpnb never pulls): build or load it",
+                    c.image,
+                )
+            self.docker_ok = True
+        except (DockerError, OSError) as exc:
+            log.error("docker not ready at start: %s (retrying in the background)", exc)
+        await self.reconcile("start")
+        self._loops = [
+            asyncio.create_task(self._refill_loop(), name="refill"),
+            asyncio.create_task(self._cull_loop(), name="cull"),
+            asyncio.create_task(self._reconcile_loop(), name="reconcile"),
+            asyncio.create_task(self._events_loop(), name="events"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop loops and remove only containers still booting (never handed out). Pooled and in-use
+        containers keep running with their routes: a restart adopts them."""
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        for fut in self._waiters:
+            if not fut.done():
+                fut.cancel()
+        boots = [t for t in self._tasks if t.get_name().startswith("boot-")]
+        for task in boots:
+            task.cancel()
+        await asyncio.gather(*boots, return_exceptions=True)
+        if self._tasks:  # removals under way (culls, drains) finish, so no container is left unrouted
+            await asyncio.wait(list(self._tasks), timeout=15)
+        await self.chp.close()
+        await self.docker.close()
+        if self._probe is not None:
+            await self._probe.close()
+        log.info("stopped; %d pooled and %d in-use containers left running", *self._pooled_in_use())
+
+    def _pooled_in_use(self) -> tuple[int, int]:
+        n = self.pool.counts()
+        return n.pooled, n.in_use
+
+    def _spawn_task(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # ---- visitors ---------------------------------------------------------------------------
+    def user_url(self, slot: Slot) -> str:
+        c = self.config
+        return f"{c.public_url}{c.base_path(slot.user_id)}{c.redirect_path}"
+
+    async def spawn(self, client: str) -> str:
+        """Hand a pooled container to a visitor and return its URL. No Docker call on this path."""
+        c = self.config
+        started = time.monotonic()
+        now = time.time()
+        if not self.limiter.allowed(client, c.spawn_limit_per_minute, now):
+            self.metrics.spawns.labels("rate_limited").inc()
+            raise RateLimited(client)
+        slot = self.pool.take(now)
+        if slot is None:
+            slot = await self._wait_for_slot()
+        self.limiter.record(client, now)
+        self.wake()
+        try:
+            await self.chp.add_route(slot.path, slot.target, route_data(slot, c.instance))
+        except CHPError as exc:  # the pooled route still serves; reconcile records the hand-out later
+            log.warning("recording hand-out of %s in CHP failed: %s", slot.user_id, exc)
+            self._reconcile_now.set()
+        self.metrics.spawns.labels("ok").inc()
+        self.metrics.spawn_seconds.labels("ok").observe(time.monotonic() - started)
+        log.info("handed out %s to %s", slot.path, client)
+        return self.user_url(slot)
+
+    async def _wait_for_slot(self) -> Slot:
+        c = self.config
+        if c.spawn_wait <= 0 or not can_ever_serve(self.pool.counts(), c.capacity):
+            self.metrics.spawns.labels("full").inc()
+            raise Full
+        fut: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self.wake()
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), c.spawn_wait)
+        except TimeoutError:
+            if fut.done() and not fut.cancelled():
+                return fut.result()
+            fut.cancel()
+            self.metrics.spawns.labels("full").inc()
+            raise Full from None
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(fut)
+
+    def _offer(self, slot: Slot) -> None:
+        """A slot just became ready: the first waiting visitor gets it, else it joins the pool."""
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                mark_handed_out(slot, time.time())
+                fut.set_result(slot)
+                return
+
+    # ---- pool refill ------------------------------------------------------------------------
+    async def _refill_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            self._wake.clear()
+            try:
+                self.refill_once()
+            except Exception:
+                log.exception("refill pass failed")
+
+    def refill_once(self) -> None:
+        c = self.config
+        for slot in surplus_pooled(self.pool, c.pool_size, c.image):
+            reason = "rollout" if slot.image != c.image else "surplus"
+            self._spawn_task(self._remove(slot, reason), f"remove-{slot.user_id}")
+        if time.monotonic() < self._next_boot_at:
+            return
+        waiting = sum(1 for f in self._waiters if not f.done())
+        for _ in range(
+            starts_needed(self.pool.counts(), c.pool_size, c.capacity, c.max_concurrent_starts, waiting)
+        ):
+            user_id = new_user_id()
+            slot = Slot(user_id, route_path(c.user_path_prefix, user_id), c.image, time.time())
+            self.pool.add(slot)
+            self._spawn_task(self._boot(slot, c), f"boot-{user_id}")
+
+    async def _boot(self, slot: Slot, c: Config) -> None:
+        """Create, start, wait for HTTP at the base path, route in CHP; any failure removes it."""
+        started = time.monotonic()
+        stage = "create"
+        try:
+            s = await self.docker.create_and_start(c, slot.user_id, slot.created)
+            slot.container_id, slot.target = s.container_id, s.target
+            stage = "boot"
+            await self._wait_ready(slot, c)
+            stage = "route"
+            await self.chp.add_route(slot.path, slot.target, route_data(slot, c.instance))
+            if slot.died or slot.state is not State.STARTING:
+                raise BootError("container died while being routed")
+        except asyncio.CancelledError:
+            await self._discard_failed(slot, "stopping")
+            raise
+        except (DockerError, CHPError, BootError, OSError) as exc:
+            self.metrics.failures.labels(stage).inc()
+            self._boot_failures += 1
+            delay = min(MAX_BACKOFF, 0.5 * 2 ** min(self._boot_failures, 10))
+            self._next_boot_at = time.monotonic() + delay
+            log.error("boot of %s failed at %s: %s (next start in %.1fs)", slot.user_id, stage, exc, delay)
+            await self._discard_failed(slot, f"failed_{stage}")
+            return
+        slot.state = State.POOLED
+        self._boot_failures = 0
+        self._next_boot_at = 0.0
+        self.metrics.boot_seconds.observe(time.monotonic() - started)
+        log.info("ready %s at %s in %.2fs", slot.path, slot.target, time.monotonic() - started)
+        self._offer(slot)
+        self.wake()
+
+    async def _wait_ready(self, slot: Slot, c: Config) -> None:
+        assert self._probe is not None
+        url = f"{slot.target}{c.base_path(slot.user_id)}"
+        deadline = time.monotonic() + c.boot_timeout
+        delay = 0.05
+        while True:
+            if slot.died:
+                raise BootError("container exited before answering")
+            try:
+                async with self._probe.get(
+                    url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
+                ) as resp:
+                    if resp.status < 500:
+                        return
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise BootError(f"no HTTP answer at {url} within boot_timeout={c.boot_timeout:g}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    async def _discard_failed(self, slot: Slot, reason: str) -> None:
+        slot.state = State.REMOVING
+        with contextlib.suppress(CHPError):
+            await self.chp.delete_route(slot.path)
+        await self._remove_container(slot, reason)
+
+    async def _remove_container(self, slot: Slot, reason: str) -> None:
+        try:
+            if slot.container_id:
+                await self.docker.remove(slot.container_id)
+        except (DockerError, OSError) as exc:
+            log.error("removing %s failed: %s (reconcile retries)", slot.user_id, exc)
+            self._doomed.add(slot.user_id)
+        finally:
+            self.pool.discard(slot.user_id)
+            self.metrics.removed.labels(reason).inc()
+            self.wake()
+
+    async def _remove(self, slot: Slot, reason: str) -> None:
+        """Route first, then the container: a visitor never reaches a half-removed notebook."""
+        if slot.state is State.REMOVING:
+            return
+        slot.state = State.REMOVING
+        try:
+            await self.chp.delete_route(slot.path)
+        except CHPError as exc:
+            log.warning("deleting route %s failed: %s (reconcile retries)", slot.path, exc)
+        log.info("removing %s (%s)", slot.path, reason)
+        await self._remove_container(slot, reason)
+
+    # ---- culling ----------------------------------------------------------------------------
+    async def _cull_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.cull_interval)
+            try:
+                await self.cull_once()
+            except Exception:
+                log.exception("cull pass failed")
+
+    async def cull_once(self) -> None:
+        c = self.config
+        try:
+            routes = parse_routes(await self.chp.get_routes(), c.instance)
+            self.chp_ok = True
+        except CHPError as exc:
+            if self.chp_ok:
+                log.error("%s", exc)
+            self.chp_ok = False
+            return
+        lost = [s for s in self.pool.in_state(State.POOLED, State.IN_USE) if s.path not in routes]
+        if lost:
+            log.warning("CHP lost %d of our routes (restarted?): reconciling now", len(lost))
+            self._reconcile_now.set()
+        activity = {path: r.last_activity for path, r in routes.items()}
+        for cull in choose_culls(
+            self.pool.in_state(State.IN_USE), activity, time.time(), c.cull_timeout, c.cull_max_age
+        ):
+            self.metrics.culls.labels(cull.reason.value).inc()
+            log.info("culling %s: %s", cull.slot.path, cull.reason.value)
+            self._spawn_task(
+                self._remove(cull.slot, f"cull_{cull.reason.value}"), f"cull-{cull.slot.user_id}"
+            )
+
+    # ---- reconciliation ---------------------------------------------------------------------
+    async def _reconcile_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reconcile_now.wait(), timeout=self.config.reconcile_interval)
+            self._reconcile_now.clear()
+            await self.reconcile("periodic")
+
+    async def reconcile(self, why: str) -> bool:
+        """Make Docker, CHP and memory agree. Returns False when Docker or CHP was unreachable."""
+        c = self.config
+        async with self._reconcile_lock:
+            try:
+                raw_routes = await self.chp.get_routes()
+                self.chp_ok = True
+            except CHPError as exc:
+                log.error("reconcile (%s) skipped: %s", why, exc)
+                self.chp_ok = False
+                return False
+            try:
+                containers = await self.docker.list_containers(c)
+                self.docker_ok = True
+            except (DockerError, OSError) as exc:
+                log.error("reconcile (%s) skipped: docker: %s", why, exc)
+                self.docker_ok = False
+                return False
+            plan = diff(containers, parse_routes(raw_routes, c.instance), dict(self.pool.slots), c.instance)
+            self.metrics.reconciles.inc()
+            if plan.empty:
+                return True
+            await self._apply(plan, why)
+        self.wake()
+        return True
+
+    async def _apply(self, plan: Any, why: str) -> None:
+        c = self.config
+        for user_id, target in plan.retarget.items():
+            if user_id in self.pool.slots:
+                self.pool.slots[user_id].target = target
+        for slot in plan.adopt:
+            if slot.user_id in self._doomed:
+                self._spawn_task(self._remove_container(slot, "doomed"), f"remove-{slot.user_id}")
+                self._doomed.discard(slot.user_id)
+                continue
+            if slot.user_id not in self.pool.slots:
+                self.pool.add(slot)
+                self.metrics.adopted.inc()
+                log.info("adopted %s (%s) from its labels", slot.path, slot.state.value)
+        for user_id in plan.forget:
+            slot = self.pool.slots.get(user_id)
+            if slot is not None and slot.state in (State.POOLED, State.IN_USE):
+                log.warning("container of %s is gone: forgetting it", slot.path)
+                self.pool.discard(user_id)
+        for path in plan.delete_routes:
+            log.info("deleting route %s: no living container (%s)", path, why)
+            with contextlib.suppress(CHPError):
+                await self.chp.delete_route(path)
+        for info in plan.remove_containers:
+            log.info("removing dead container %s of %s", info.id[:12], info.path)
+            try:
+                await self.docker.remove(info.id)
+                self.metrics.removed.labels("dead").inc()
+                self._doomed.discard(info.user_id)
+            except DockerError as exc:
+                log.error("%s", exc)
+        restored = 0
+        for slot in plan.add_routes:
+            if (
+                slot.state not in (State.POOLED, State.IN_USE)
+                or self.pool.slots.get(slot.user_id) is not slot
+            ):
+                continue
+            try:
+                await self.chp.add_route(slot.path, slot.target, route_data(slot, c.instance))
+                restored += 1
+            except CHPError as exc:
+                log.error("re-adding route %s failed: %s", slot.path, exc)
+        if plan.missing_routes:
+            self.metrics.routes_restored.inc(plan.missing_routes)
+        log.info(
+            "reconciled (%s): adopted %d, routes added %d, routes deleted %d, dead removed %d, forgotten %d",
+            why,
+            len(plan.adopt),
+            restored,
+            len(plan.delete_routes),
+            len(plan.remove_containers),
+            len(plan.forget),
+        )
+
+    # ---- Docker events ----------------------------------------------------------------------
+    async def _events_loop(self) -> None:
+        while True:
+            try:
+                async for event in self.docker.events(self.config.instance):
+                    self.on_event(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("docker event stream broke: %s", exc)
+            await asyncio.sleep(1.0)
+            self._reconcile_now.set()  # events may have been missed meanwhile
+
+    def on_event(self, event: Mapping[str, Any]) -> None:
+        action = str(event.get("Action") or event.get("status") or "")
+        attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        user_id = attrs.get(LABEL_USER_ID, "")
+        container_id = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
+        slot = self.pool.slots.get(user_id)
+        if slot is None:
+            if action == "die" and container_id and user_id:
+                path = str(attrs.get(LABEL_USER_PATH, "")).rstrip("/")
+                ghost = Slot(user_id, path, "", 0.0, State.REMOVING, container_id)
+                self._spawn_task(self._discard_failed(ghost, "dead"), f"ghost-{user_id}")
+            return
+        if slot.state is State.STARTING:
+            slot.died = True
+        elif slot.state in (State.POOLED, State.IN_USE) and action in ("die", "oom"):
+            self.metrics.failures.labels("died").inc()
+            log.warning("container of %s died (%s, exit %s)", slot.path, action, attrs.get("exitCode", "?"))
+            self._spawn_task(self._remove(slot, "died"), f"died-{user_id}")
+
+    # ---- admin ------------------------------------------------------------------------------
+    async def reload(self) -> list[str]:
+        """Re-read the config file (SIGHUP, DELETE /api/pool); apply what can change live."""
+        if not self.config_path:
+            return []
+        try:
+            new = load(self.config_path)
+        except Exception as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return []
+        live, restart = changed_options(self.config, new)
+        if restart:
+            log.warning("reload: %s change(s) need a restart; not applied", ", ".join(restart))
+        if live:
+            self.config = dataclasses.replace(self.config, **{k: getattr(new, k) for k in live})
+            logging.getLogger().setLevel(self.config.log_level.upper())
+            log.info("reload: applied %s", ", ".join(f"{k}={getattr(self.config, k)!r}" for k in live))
+        self.wake()
+        return live
+
+    async def drain(self) -> int:
+        """Remove every idle pooled container and refill with the image now configured."""
+        await self.reload()
+        pooled = self.pool.in_state(State.POOLED)
+        log.info("draining %d pooled containers; refilling with %s", len(pooled), self.config.image)
+        await asyncio.gather(*(self._remove(s, "drain") for s in pooled))
+        self.wake()
+        return len(pooled)
+
+    async def health(self) -> dict[str, bool]:
+        docker_ok, chp_ok = await asyncio.gather(self.docker.ping(), self.chp.ping())
+        self.docker_ok, self.chp_ok = docker_ok, chp_ok
+        return {"docker": docker_ok, "chp": chp_ok}
+
+    def stats(self) -> dict[str, Any]:
+        n = self.pool.counts()
+        c = self.config
+        return {
+            "available": n.pooled,
+            "in_use": n.in_use,
+            "starting": n.starting,
+            "removing": n.removing,
+            "capacity": c.capacity,
+            "pool_size": c.pool_size,
+            "image": c.image,
+            "instance": c.instance,
+            "version": __version__,
+        }

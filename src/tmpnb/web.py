@@ -1,0 +1,202 @@
+"""The orchestrator's own HTTP server (aiohttp): the visitor's page, spawns, stats, admin, health.
+
+Behind nginx and CHP it is CHP's default target: every path no user route matches lands here.
+Malformed, oversized or unknown requests get a 4xx, never a 5xx.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import logging
+import string
+from collections.abc import Awaitable, Callable
+from importlib.resources import files
+from ipaddress import ip_address
+
+from aiohttp import web
+
+from tmpnb.metrics import CONTENT_TYPE
+from tmpnb.orchestrator import Full, Orchestrator, RateLimited
+
+log = logging.getLogger("tmpnb.web")
+
+MAX_BODY = 16 * 1024
+ORCH: web.AppKey[Orchestrator] = web.AppKey("orchestrator", Orchestrator)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _template(name: str) -> string.Template:
+    return string.Template(files("tmpnb").joinpath("templates", name).read_text(encoding="utf-8"))
+
+
+INDEX = _template("index.html").safe_substitute()
+FULL = _template("full.html")
+GONE = _template("gone.html")
+
+
+def _page(template: string.Template, status: int, **values: object) -> web.Response:
+    text = template.safe_substitute({k: html.escape(str(v)) for k, v in values.items()})
+    return web.Response(
+        text=text, status=status, content_type="text/html", headers={"Cache-Control": "no-store"}
+    )
+
+
+def _valid_ip(value: str) -> str | None:
+    try:
+        return str(ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
+def client_address(request: web.Request, header: str, hops: int) -> str:
+    """The visitor's address for rate limiting.
+
+    Headers are read only when configured (a trusted proxy sets them); otherwise the TCP peer.
+    X-Forwarded-For: the entry ``hops`` from the right, i.e. the one the outermost trusted proxy
+    appended (each proxy appends the address it received the request from).
+    """
+    peer = request.remote or "unknown"
+    if header == "X-Real-IP":
+        return _valid_ip(request.headers.get("X-Real-IP", "")) or peer
+    if header == "X-Forwarded-For":
+        entries = [
+            e for v in request.headers.getall("X-Forwarded-For", []) for e in v.split(",") if e.strip()
+        ]
+        if len(entries) >= hops:
+            return _valid_ip(entries[-hops]) or peer
+    return peer
+
+
+def _wants_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/") or request.path in ("/healthz", "/metrics")
+
+
+def _error(request: web.Request, status: int, message: str) -> web.Response:
+    if _wants_api(request):
+        return web.json_response({"error": message, "status": status}, status=status)
+    title = "Not found" if status == 404 else f"Error {status}"
+    return _page(GONE, status, title=title, message=message)
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bounded bodies, 4xx for whatever aiohttp rejects, 500 (logged) only for our own bugs."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return _error(request, 413, f"request body larger than {MAX_BODY} bytes")
+    if request.can_read_body and request.content_length is None:
+        body = await request.content.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            return _error(request, 413, f"request body larger than {MAX_BODY} bytes")
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.text and exc.text.startswith(f"{exc.status}:"):  # aiohttp's stock text
+            resp = _error(request, exc.status, exc.reason)
+            for name in ("Allow",):
+                if name in exc.headers:
+                    resp.headers[name] = exc.headers[name]
+            return resp
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(request, 500, "internal error (logged)")
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.Response(text=INDEX, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+async def _spawn(request: web.Request) -> str | web.Response:
+    orch = request.app[ORCH]
+    c = orch.config
+    client = client_address(request, c.client_address_header, c.trusted_proxy_hops)
+    api = _wants_api(request)
+    headers = {"Retry-After": str(c.retry_after), "Cache-Control": "no-store"}
+    try:
+        return await orch.spawn(client)
+    except RateLimited:
+        msg = f"too many notebooks started from your address (limit {c.spawn_limit_per_minute} per minute)"
+        if api:
+            return web.json_response({"error": "rate_limited", "message": msg}, status=429, headers=headers)
+        resp = _page(FULL, 429, title="Slow down", message=msg, retry_after=c.retry_after)
+    except Full:
+        msg = "every notebook on this server is in use right now"
+        if api:
+            return web.json_response({"error": "full", "message": msg}, status=429, headers=headers)
+        resp = _page(FULL, 429, title="All notebooks are in use", message=msg, retry_after=c.retry_after)
+    resp.headers.update(headers)
+    return resp
+
+
+async def spawn(request: web.Request) -> web.Response:
+    result = await _spawn(request)
+    if isinstance(result, web.Response):
+        return result
+    raise web.HTTPSeeOther(location=result, headers={"Cache-Control": "no-store"})
+
+
+async def api_spawn(request: web.Request) -> web.Response:
+    result = await _spawn(request)
+    if isinstance(result, web.Response):
+        return result
+    return web.json_response({"url": result}, headers={"Cache-Control": "no-store"})
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ORCH].stats())
+
+
+def _bearer(request: web.Request) -> str:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() in ("token", "bearer") else ""
+
+
+async def drain_pool(request: web.Request) -> web.Response:
+    orch = request.app[ORCH]
+    token = orch.config.admin_token
+    if not token:
+        return _error(request, 403, "DELETE /api/pool is disabled: TMPNB_ADMIN_TOKEN is not set")
+    given = _bearer(request)
+    if not given or not hmac.compare_digest(given.encode(), token.encode()):
+        resp = _error(request, 401, "admin token required: Authorization: token <TMPNB_ADMIN_TOKEN>")
+        resp.headers["WWW-Authenticate"] = "Bearer"
+        return resp
+    drained = await orch.drain()
+    return web.json_response({"drained": drained, "image": orch.config.image}, status=202)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    checks = await request.app[ORCH].health()
+    ok = all(checks.values())
+    return web.json_response({"ok": ok, **checks}, status=200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[ORCH].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def gone(request: web.Request) -> web.Response:
+    """CHP sends a user path here when it has no route for it: culled, or never existed."""
+    return _page(
+        GONE,
+        404,
+        title="This notebook is gone",
+        message="It was removed after a while without activity, or the link is wrong.",
+    )
+
+
+def make_app(orch: Orchestrator) -> web.Application:
+    app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
+    app[ORCH] = orch
+    prefix = orch.config.user_path_prefix
+    app.router.add_get("/", index)
+    app.router.add_post("/spawn", spawn)
+    app.router.add_post("/api/spawn", api_spawn)
+    app.router.add_get("/api/stats", stats)
+    app.router.add_delete("/api/pool", drain_pool)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_route("*", prefix + "/{tail:.*}", gone)
+    return app
