@@ -12,7 +12,7 @@ CHP_VERSION := 5.3.0
 TIMED       := scripts/timed.sh
 SCENARIOS   ?= --all
 
-.PHONY: help test venv engine base-image chp lint pytest molecule bench demo demo-down clean
+.PHONY: help test venv engine base-image chp lint pytest molecule bench demo demo-down browser clean
 
 help:
 	@echo "make demo       deploy the whole stack onto a local disposable test host; prints the URL"
@@ -49,8 +49,37 @@ lint: venv
 pytest: venv engine base-image chp
 	pytest -q -rs tests
 
-molecule: venv engine base-image
+molecule: venv engine base-image browser
 	molecule test $(SCENARIOS)
+
+# Debian's Chromium and its driver on the controller: the `default` scenario drives a headless
+# browser through the whole chain (selenium is in the venv).
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then \
+	    echo "==> installing chromium and chromium-driver from Debian"; \
+	    apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "ERROR: chromium and chromedriver are missing (apt-get install chromium chromium-driver)"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+# A disposable test host (the shared platform, named tmpnb-demo) with the whole stack; nginx is
+# published on 127.0.0.1:$(DEMO_PORT). A second run changes nothing.
+DEMO_PORT ?= 8080
+demo: venv engine base-image notebook-image
+	@start=$$(date +%s); \
+	DEMO_PORT=$(DEMO_PORT) ansible-playbook playbooks/testhost.yml -i inventories/local; \
+	host=$$(date +%s); \
+	ansible-playbook site.yml -i inventories/local; \
+	end=$$(date +%s); \
+	echo "==> make demo: test host $$((host - start)) s, site.yml $$((end - host)) s"; \
+	echo "==> open http://127.0.0.1:$(DEMO_PORT)/"
+
+demo-down: venv
+	ansible-playbook playbooks/testhost.yml -i inventories/local -e testhost_state=absent
 
 test:
 	@rm -f .cache/timings.txt
