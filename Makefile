@@ -12,7 +12,7 @@ CHP_VERSION := 5.3.0
 TIMED       := scripts/timed.sh
 SCENARIOS   ?= --all
 
-.PHONY: help test venv engine base-image chp lint pytest molecule bench demo demo-down browser clean
+.PHONY: help test venv engine base-image notebook-image chp lint pytest molecule bench demo demo-down browser clean
 
 help:
 	@echo "make demo       deploy the whole stack onto a local disposable test host; prints the URL"
@@ -33,6 +33,10 @@ engine:
 
 base-image: engine
 	@scripts/build-base-image.sh
+
+# The notebook image (Debian's jupyter-notebook, apt only) and its tarball for the test host.
+notebook-image: base-image
+	@scripts/build-notebook-image.sh --save
 
 .cache/chp/node_modules/.bin/configurable-http-proxy:
 	@command -v npm >/dev/null || { echo "ERROR: npm is missing (apt-get install nodejs npm)"; exit 1; }
