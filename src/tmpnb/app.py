@@ -8,12 +8,28 @@ import signal
 import sys
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from tmpnb.config import Config
 from tmpnb.orchestrator import Orchestrator
 from tmpnb.web import make_app
 
 log = logging.getLogger("tmpnb")
+
+
+class BadRequestFilter(logging.Filter):
+    """A malformed request from a client is a 400 answered, not a server error: one short line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = (
+                "bad request answered %s: %s",
+                (exc.code, str(exc.message).splitlines()[0]),
+            )
+            record.exc_info = record.exc_text = None
+        return True
 
 
 def setup_logging(level: str) -> None:
@@ -24,6 +40,9 @@ def setup_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, BadRequestFilter) for f in server.filters):
+        server.addFilter(BadRequestFilter())
 
 
 async def serve(config: Config, config_path: str | None, ready: asyncio.Event | None = None) -> int:
