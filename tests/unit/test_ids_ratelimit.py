@@ -1,0 +1,38 @@
+"""User ids and the per-client spawn cap."""
+
+from __future__ import annotations
+
+import base64
+
+from tmpnb.ids import ID_BYTES, is_user_id, new_user_id
+from tmpnb.ratelimit import RateLimiter
+
+
+def test_ids_are_random_urlsafe_and_at_least_64_bits() -> None:
+    ids = {new_user_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert ID_BYTES * 8 >= 64
+    for i in list(ids)[:50]:
+        assert is_user_id(i)
+        assert len(base64.urlsafe_b64decode(i + "=" * (-len(i) % 4))) == ID_BYTES
+    assert not is_user_id("../etc/passwd")
+    assert not is_user_id("short")
+
+
+def test_rate_limiter_sliding_window() -> None:
+    rl = RateLimiter()
+    assert rl.allowed("a", 0, 0.0)  # 0 = off
+    for t in (0.0, 1.0):
+        assert rl.allowed("a", 2, t)
+        rl.record("a", t)
+    assert not rl.allowed("a", 2, 30.0)
+    assert rl.allowed("b", 2, 30.0)
+    assert rl.allowed("a", 2, 60.5)  # the first hit left the window
+
+
+def test_rate_limiter_memory_is_bounded() -> None:
+    rl = RateLimiter()
+    for i in range(1000):
+        rl.record(f"10.0.{i // 256}.{i % 256}", 0.0)
+    rl.prune(120.0)
+    assert len(rl) == 0
