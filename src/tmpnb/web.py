@@ -30,16 +30,20 @@ def _template(name: str) -> string.Template:
     return string.Template(files("tmpnb").joinpath("templates", name).read_text(encoding="utf-8"))
 
 
-INDEX = _template("index.html").safe_substitute()
+PAGE = _template("page.html")
 FULL = _template("full.html")
 GONE = _template("gone.html")
 
 
-def _page(template: string.Template, status: int, **values: object) -> web.Response:
-    text = template.safe_substitute({k: html.escape(str(v)) for k, v in values.items()})
+def _page(template: string.Template, status: int, title: str, **values: object) -> web.Response:
+    body = template.safe_substitute({k: html.escape(str(v)) for k, v in values.items()})
+    text = PAGE.safe_substitute(title=html.escape(title), body=body)
     return web.Response(
         text=text, status=status, content_type="text/html", headers={"Cache-Control": "no-store"}
     )
+
+
+INDEX = _page(_template("index.html"), 200, "Your temporary Jupyter notebook").text
 
 
 def _valid_ip(value: str) -> str | None:
