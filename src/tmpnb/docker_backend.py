@@ -16,6 +16,7 @@ from tmpnb.reconcile import (
     LABEL_CREATED,
     LABEL_IMAGE,
     LABEL_INSTANCE,
+    LABEL_PORT,
     LABEL_USER_ID,
     LABEL_USER_PATH,
     ContainerInfo,
@@ -55,6 +56,7 @@ def container_spec(config: Config, user_id: str, created: float) -> dict[str, An
             LABEL_USER_PATH: config.base_path(user_id),
             LABEL_CREATED: f"{created:.3f}",
             LABEL_IMAGE: config.image,
+            LABEL_PORT: str(config.container_port),
         },
         "Env": [f"TMPNB_BASE_PATH={config.base_path(user_id)}", f"TMPNB_PORT={config.container_port}"],
         "HostConfig": {
@@ -90,7 +92,7 @@ class DockerBackend:
 
     async def ping(self) -> bool:
         try:
-            await self.docker.system.info()
+            await self.docker.version()
         except (TimeoutError, aiodocker.DockerError, OSError) as exc:
             log.warning("docker unreachable at %s: %s", self.url, exc)
             return False

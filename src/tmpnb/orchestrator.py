@@ -62,6 +62,7 @@ class Orchestrator:
         self._loops: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._doomed: set[str] = set()  # user ids whose container must go (a removal failed)
+        self._removed: dict[str, float] = {}  # user id -> when we removed it (never re-adopt it)
         self._boot_failures = 0
         self._next_boot_at = 0.0
         self._probe: aiohttp.ClientSession | None = None
@@ -148,7 +149,8 @@ class Orchestrator:
         slot = self.pool.take(now)
         if slot is None:
             slot = await self._wait_for_slot()
-        self.limiter.record(client, now)
+        if c.spawn_limit_per_minute:
+            self.limiter.record(client, now)
         self.wake()
         try:
             await self.chp.add_route(slot.path, slot.target, route_data(slot, c.instance))
@@ -284,6 +286,7 @@ class Orchestrator:
             self._doomed.add(slot.user_id)
         finally:
             self.pool.discard(slot.user_id)
+            self._removed[slot.user_id] = time.monotonic()
             self.metrics.removed.labels(reason).inc()
             self.wake()
 
@@ -371,7 +374,18 @@ class Orchestrator:
         for user_id, target in plan.retarget.items():
             if user_id in self.pool.slots:
                 self.pool.slots[user_id].target = target
+        horizon = time.monotonic() - 600
+        self._removed = {k: t for k, t in self._removed.items() if t > horizon}
+        for info in plan.unroutable:
+            log.warning(
+                "container %s of %s has no address on network %s: left alone (not adopted)",
+                info.id[:12],
+                info.path or "?",
+                c.network_name,
+            )
         for slot in plan.adopt:
+            if slot.user_id in self._removed:  # listed while we were removing it
+                continue
             if slot.user_id in self._doomed:
                 self._spawn_task(self._remove_container(slot, "doomed"), f"remove-{slot.user_id}")
                 self._doomed.discard(slot.user_id)

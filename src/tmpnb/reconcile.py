@@ -20,6 +20,7 @@ LABEL_USER_ID = "tmpnb.user_id"
 LABEL_USER_PATH = "tmpnb.user_path"
 LABEL_CREATED = "tmpnb.created"
 LABEL_IMAGE = "tmpnb.image"
+LABEL_PORT = "tmpnb.port"
 
 # Keys of the JSON data CHP keeps per route (CHP adds "target" and "last_activity" itself).
 DATA_INSTANCE = "tmpnb_instance"
@@ -56,13 +57,19 @@ class Plan:
     delete_routes: list[str] = field(default_factory=list)
     remove_containers: list[ContainerInfo] = field(default_factory=list)
     forget: list[str] = field(default_factory=list)  # user ids whose container is gone
+    unroutable: list[ContainerInfo] = field(default_factory=list)  # running, not on our network: left alone
     retarget: dict[str, str] = field(default_factory=dict)  # user id -> the container's real target
     missing_routes: int = 0  # routes of known live slots that CHP lost (it restarted)
 
     @property
     def empty(self) -> bool:
         return not (
-            self.adopt or self.add_routes or self.delete_routes or self.remove_containers or self.forget
+            self.adopt
+            or self.add_routes
+            or self.delete_routes
+            or self.remove_containers
+            or self.forget
+            or self.unroutable
         )
 
 
@@ -114,6 +121,8 @@ def parse_container(raw: Mapping[str, Any], instance: str, network: str, port: i
         return None
     networks = (raw.get("NetworkSettings") or {}).get("Networks") or {}
     ip = (networks.get(network) or {}).get("IPAddress") or ""
+    label_port = labels.get(LABEL_PORT, "")
+    port = int(label_port) if label_port.isdigit() else port  # the port it was started with
     try:
         created = float(labels.get(LABEL_CREATED, raw.get("Created", 0)))
     except ValueError:
@@ -184,7 +193,13 @@ def diff(
         if slot is not None and slot.state in (State.STARTING, State.REMOVING):
             continue
         route = routes.get(c.path)
-        if not c.running or c.target is None or not c.path:
+        if c.running and (c.target is None or not c.path):
+            # e.g. the network option changed: never kill a living container for it; say so
+            plan.unroutable.append(c)
+            if c.path:
+                live_paths.add(c.path)
+            continue
+        if not c.running:
             plan.remove_containers.append(c)
             if route is not None:
                 plan.delete_routes.append(c.path)

@@ -151,3 +151,28 @@ def test_parse_container_needs_our_labels() -> None:
     )
     assert parse_container({**raw, "Labels": {}}, INST, "net", 8888) is None
     assert parse_container(raw, INST, "othernet", 8888).target is None
+
+
+def test_running_container_off_our_network_is_never_removed() -> None:
+    # e.g. the operator changed `network`: living sessions are not killed for it
+    a = container("a")
+    off = ContainerInfo(a.id, a.user_id, a.path, True, None, "img", 1.0)
+    plan = diff([off], {a.path: route(a, "in_use", 1.0)}, {}, INST)
+    assert plan.unroutable == [off]
+    assert plan.remove_containers == [] and plan.delete_routes == [] and plan.adopt == []
+
+
+def test_target_port_comes_from_the_containers_own_label() -> None:
+    # container_port may change on reload; old containers keep listening where they started
+    raw = {
+        "Id": "abc",
+        "State": "running",
+        "Labels": {
+            "tmpnb.instance": INST,
+            "tmpnb.user_id": "a",
+            "tmpnb.user_path": "/user/a/",
+            "tmpnb.port": "8000",
+        },
+        "NetworkSettings": {"Networks": {"net": {"IPAddress": "10.1.2.3"}}},
+    }
+    assert parse_container(raw, INST, "net", 8888).target == "http://10.1.2.3:8000"

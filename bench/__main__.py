@@ -1,0 +1,255 @@
+"""Benchmark: a visitor's wait with a warm pool against cold starts, and the pool's refill rate
+against raw `docker run`, on this machine, in one run.
+
+    make bench            (or: .venv/bin/python -m bench [--visitors 100] [--concurrency 8])
+
+Prints the figures and writes bench/results/spawn.json. Uses the light test image
+(tests/images/tinynb: Debian + a tiny HTTP server answering at its base path): on a 2-core machine
+100 real Jupyter servers would measure the CPU, not the orchestrator. Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from stack import (  # noqa: E402 - the shared real-stack harness lives with the tests
+    CHP,
+    Orchestrator,
+    cleanup_instance,
+    docker_client,
+    free_port,
+    new_instance,
+    tiny_image,
+    wait_for,
+)
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * len(s) + 0.5) - 1))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_s": round(pct(values, 50), 4),
+        "p99_s": round(pct(values, 99), 4),
+        "max_s": round(max(values), 4),
+        "mean_s": round(statistics.fmean(values), 4),
+    }
+
+
+async def visitor(session: aiohttp.ClientSession, front: str) -> tuple[float, int]:
+    """POST /spawn through CHP, follow the redirect through CHP until the notebook answers 200."""
+    t0 = time.monotonic()
+    async with session.post(f"{front}/spawn", allow_redirects=False) as resp:
+        status = resp.status
+        location = resp.headers.get("Location", "")
+    if status != 303:
+        return time.monotonic() - t0, status
+    while True:
+        async with session.get(f"{front}{location}", allow_redirects=False) as resp:
+            await resp.read()
+            if resp.status == 200:
+                return time.monotonic() - t0, 200
+        await asyncio.sleep(0.05)
+
+
+async def crowd(front: str, n: int) -> tuple[list[float], dict[int, int]]:
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
+        results = await asyncio.gather(*(visitor(session, front) for _ in range(n)))
+    ok = [t for t, status in results if status == 200]
+    statuses: dict[int, int] = {}
+    for _, status in results:
+        statuses[status] = statuses.get(status, 0) + 1
+    return ok, statuses
+
+
+def run_stack(workdir: Path, image: str, **options: Any) -> tuple[CHP, Orchestrator]:
+    port = free_port()
+    chp = CHP(workdir, port)
+    chp.start()
+    orch = Orchestrator(
+        workdir, new_instance("bench"), chp, port, image=image, log_level="warning", **options
+    )
+    return chp, orch
+
+
+def phase_warm(workdir: Path, image: str, visitors: int, concurrency: int) -> dict[str, Any]:
+    chp, orch = run_stack(
+        workdir, image, pool_size=visitors, capacity=visitors * 2, max_concurrent_starts=concurrency
+    )
+    client = docker_client()
+    try:
+        t0 = time.monotonic()
+        orch.start(wait_pool=False)
+        wait_for(lambda: orch.stats()["available"] >= visitors, 600, f"{visitors} pooled", interval=0.05)
+        fill = time.monotonic() - t0
+        times, statuses = asyncio.run(crowd(chp.url, visitors))
+        return {
+            "pool_fill": {
+                "containers": visitors,
+                "seconds": round(fill, 2),
+                "per_second": round(visitors / fill, 2),
+            },
+            "visitors": summary(times) if times else {},
+            "statuses": statuses,
+        }
+    finally:
+        orch.stop()
+        chp.stop()
+        cleanup_instance(client, orch.instance)
+
+
+def phase_cold(workdir: Path, image: str, visitors: int, concurrency: int) -> dict[str, Any]:
+    chp, orch = run_stack(
+        workdir,
+        image,
+        pool_size=0,
+        capacity=visitors,
+        max_concurrent_starts=concurrency,
+        spawn_wait=600,
+        boot_timeout=600,
+    )
+    client = docker_client()
+    try:
+        orch.start(wait_pool=False)
+        times, statuses = asyncio.run(crowd(chp.url, visitors))
+        return {"visitors": summary(times) if times else {}, "statuses": statuses}
+    finally:
+        orch.stop()
+        chp.stop()
+        cleanup_instance(client, orch.instance)
+
+
+async def _raw_one(image: str, label: str, sem: asyncio.Semaphore, session: aiohttp.ClientSession) -> None:
+    async with sem:
+        proc = await asyncio.create_subprocess_exec(
+            "docker", "run", "-d", "--label", label, "--memory", "512m", image,
+            "python3", "/opt/tinynb.py", "--base-url=/x/", "--port=8888",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        cid = out.decode().strip()
+        proc = await asyncio.create_subprocess_exec(
+            "docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", cid, stdout=asyncio.subprocess.PIPE
+        )
+        ip = (await proc.communicate())[0].decode().strip()
+        while True:
+            try:
+                async with session.get(f"http://{ip}:8888/x/") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+
+
+def phase_raw(image: str, n: int, concurrency: int) -> dict[str, Any]:
+    label = f"tmpnb.bench={new_instance('raw')}"
+
+    async def go() -> float:
+        sem = asyncio.Semaphore(concurrency)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            t0 = time.monotonic()
+            await asyncio.gather(*(_raw_one(image, label, sem, session) for _ in range(n)))
+            return time.monotonic() - t0
+
+    try:
+        seconds = asyncio.run(go())
+    finally:
+        ids = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label={label}"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+    return {
+        "containers": n,
+        "concurrency": concurrency,
+        "seconds": round(seconds, 2),
+        "per_second": round(n / seconds, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--visitors", type=int, default=100)
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="max_concurrent_starts, and raw docker run's"
+    )
+    args = parser.parse_args()
+    client = docker_client()
+    image = tiny_image(client)
+    print(f"tmpnb benchmark: {args.visitors} simultaneous visitors, image {image} (light test image: a tiny")
+    print(
+        f"HTTP server, not Jupyter; {platform.machine()} with {_cores()} cores), "
+        f"concurrent starts {args.concurrency}"
+    )
+    with tempfile.TemporaryDirectory(prefix="tmpnb-bench-") as tmp:
+        workdir = Path(tmp)
+        warm = phase_warm(workdir, image, args.visitors, args.concurrency)
+        _print("warm pool", warm)
+        cold = phase_cold(workdir, image, args.visitors, args.concurrency)
+        _print("no pool (cold starts)", cold)
+    raw = phase_raw(image, args.visitors, args.concurrency)
+    print(
+        f"refill rate: pool {warm['pool_fill']['per_second']}/s ({warm['pool_fill']['containers']} in "
+        f"{warm['pool_fill']['seconds']}s, create+start+answer+route) "
+        f"vs raw docker run {raw['per_second']}/s "
+        f"({raw['containers']} in {raw['seconds']}s, run+answer)"
+    )
+    result = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cores": _cores(), "platform": platform.platform()},
+        "image": image,
+        "note": "light test image (tiny HTTP server); a Jupyter boot costs ~3.6 core-seconds more each",
+        "visitors": args.visitors,
+        "concurrency": args.concurrency,
+        "warm_pool": warm,
+        "cold_start": cold,
+        "raw_docker_run": raw,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "spawn.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written: {out.relative_to(ROOT)}")
+    return 0
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _print(name: str, phase: dict[str, Any]) -> None:
+    v = phase["visitors"]
+    if v:
+        print(
+            f"{name}: POST /spawn -> notebook answering through CHP: p50 {v['p50_s'] * 1000:.0f} ms, "
+            f"p99 {v['p99_s'] * 1000:.0f} ms, max {v['max_s'] * 1000:.0f} ms "
+            f"(n={v['n']}, statuses {phase['statuses']})"
+        )
+    else:
+        print(f"{name}: no visitor got a notebook (statuses {phase['statuses']})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
