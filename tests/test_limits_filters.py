@@ -179,3 +179,15 @@ def test_plan_writes_module_keys_only_where_loaded() -> None:
     loaded = limits.sysctl_plan(wanted, {"net.netfilter.nf_conntrack_max": "65536"}, optional=wanted)
     assert loaded["file"] == wanted
     assert loaded["optional"] == ["net.netfilter.nf_conntrack_max"]
+
+
+def test_plan_tells_a_missing_key_on_a_real_host_from_a_hidden_one_in_a_container() -> None:
+    wanted = {"net.core.netdev_max_backlog": "8192", "vm.no_such_key": "1"}
+    real = limits.sysctl_plan(wanted, {"net.core.netdev_max_backlog": "1000"}, proc_sys_writable=True)
+    assert real["report"]["vm.no_such_key"].startswith("skipped: this kernel has no such key")
+    assert real["apply"] == {"net.core.netdev_max_backlog": "8192"}
+    hidden = limits.sysctl_plan(wanted, {}, container="docker")
+    assert hidden["report"]["net.core.netdev_max_backlog"].startswith(
+        "skipped: not visible in this container"
+    )
+    assert hidden["file"] == {"net.core.netdev_max_backlog": "8192", "vm.no_such_key": "1"}

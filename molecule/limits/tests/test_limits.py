@@ -168,7 +168,10 @@ def test_check_mode_reports_in_force_and_skipped_keys_and_changes_nothing(host) 
     for key, line in sysctl.items():
         running = _sysctl(host, key)
         if running is None:
-            assert line.startswith(("skipped: not visible here", "not written: absent")), (key, line)
+            assert line.startswith(("skipped: not visible in this container", "not written: absent")), (
+                key,
+                line,
+            )
         elif key not in EXACT and int(running) > int(EXPECTED[key]):
             assert line.startswith("not written: running value"), (key, line)
         elif running == EXPECTED[key]:

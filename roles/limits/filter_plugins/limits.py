@@ -166,8 +166,14 @@ def sysctl_plan(
         file[key] = value
         if current == value:
             report[key] = f"in force: {value}"
+        elif current is None and in_container:
+            report[key] = (
+                f"skipped: not visible in this container (host-global), written to the file as {value}"
+            )
         elif current is None:
-            report[key] = f"skipped: not visible here (host-global or absent), written to the file as {value}"
+            report[key] = (
+                f"skipped: this kernel has no such key (a typo, or a module not loaded), written as {value}"
+            )
         elif not proc_sys_writable:
             report[key] = f"skipped: /proc/sys is read-only here; running {current}, file says {value}"
         elif in_container and key not in netns:
