@@ -31,7 +31,13 @@ from tmpnb.reconcile import LABEL_USER_ID, LABEL_USER_PATH, diff, parse_routes, 
 log = logging.getLogger("tmpnb")
 
 PROBE_TIMEOUT = 2.0
+PROBE_MAX_INTERVAL = 0.2
 MAX_BACKOFF = 30.0
+# During a burst of hand-outs, container starts would take the CPU the visitors' requests need:
+# refill waits for a quiet moment (REFILL_QUIET without a hand-out), but never longer than
+# REFILL_MAX_DEFER, and never while a visitor waits for a container.
+REFILL_QUIET = 0.3
+REFILL_MAX_DEFER = 2.0
 
 
 class Full(Exception):
@@ -65,6 +71,7 @@ class Orchestrator:
         self._removed: dict[str, float] = {}  # user id -> when we removed it (never re-adopt it)
         self._boot_failures = 0
         self._next_boot_at = 0.0
+        self._last_hand_out = 0.0
         self._probe: aiohttp.ClientSession | None = None
         self.chp_ok = False
         self.docker_ok = False
@@ -151,6 +158,7 @@ class Orchestrator:
             slot = await self._wait_for_slot()
         if c.spawn_limit_per_minute:
             self.limiter.record(client, now)
+        self._last_hand_out = time.monotonic()
         self.wake()
         try:
             await self.chp.add_route(slot.path, slot.target, route_data(slot, c.instance))
@@ -197,10 +205,18 @@ class Orchestrator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
             self._wake.clear()
+            await self._quiet_moment()
             try:
                 self.refill_once()
             except Exception:
                 log.exception("refill pass failed")
+
+    async def _quiet_moment(self) -> None:
+        """Let a burst of hand-outs finish before starting containers (bounded; not for waiters)."""
+        for _ in range(round(REFILL_MAX_DEFER / 0.05)):
+            if self._waiters or time.monotonic() - self._last_hand_out >= REFILL_QUIET:
+                return
+            await asyncio.sleep(0.05)
 
     def refill_once(self) -> None:
         c = self.config
@@ -269,7 +285,7 @@ class Orchestrator:
             if time.monotonic() > deadline:
                 raise BootError(f"no HTTP answer at {url} within boot_timeout={c.boot_timeout:g}s")
             await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+            delay = min(delay * 1.5, PROBE_MAX_INTERVAL)
 
     async def _discard_failed(self, slot: Slot, reason: str) -> None:
         slot.state = State.REMOVING
