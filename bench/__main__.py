@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -141,17 +142,27 @@ def phase_cold(workdir: Path, image: str, visitors: int, concurrency: int) -> di
         cleanup_instance(client, orch.instance)
 
 
-async def _raw_one(image: str, label: str, sem: asyncio.Semaphore, session: aiohttp.ClientSession) -> None:
+# What the orchestrator asks of Docker for each container (tmpnb.docker_backend.container_spec).
+HARDENED = [
+    "--init", "--memory", "512m", "--memory-swap", "512m", "--cpu-shares", "1024", "--pids-limit", "256",
+    "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "1000:1000",
+]  # fmt: skip
+
+
+async def _raw_one(
+    image: str, label: str, extra: list[str], sem: asyncio.Semaphore, session: aiohttp.ClientSession
+) -> None:
     async with sem:
         proc = await asyncio.create_subprocess_exec(
-            "docker", "run", "-d", "--label", label, "--memory", "512m", image,
+            "docker", "run", "-d", "--label", label, *extra, image,
             "python3", "/opt/tinynb.py", "--base-url=/x/", "--port=8888",
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, _ = await proc.communicate()
         cid = out.decode().strip()
+        fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
         proc = await asyncio.create_subprocess_exec(
-            "docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", cid, stdout=asyncio.subprocess.PIPE
+            "docker", "inspect", "-f", fmt, cid, stdout=asyncio.subprocess.PIPE
         )
         ip = (await proc.communicate())[0].decode().strip()
         while True:
@@ -164,14 +175,25 @@ async def _raw_one(image: str, label: str, sem: asyncio.Semaphore, session: aioh
             await asyncio.sleep(0.05)
 
 
-def phase_raw(image: str, n: int, concurrency: int) -> dict[str, Any]:
-    label = f"tmpnb.bench={new_instance('raw')}"
+def phase_raw(image: str, n: int, concurrency: int, hardened: bool) -> dict[str, Any]:
+    """`docker run -d` + poll HTTP, n containers, `concurrency` at once: plain (default bridge, no
+    limits) or hardened (the orchestrator's settings, on an icc=false network of its own)."""
+    name = new_instance("raw")
+    label = f"tmpnb.bench={name}"
+    extra: list[str] = ["--memory", "512m"]
+    if hardened:
+        subprocess.run(
+            ["docker", "network", "create", "-o", "com.docker.network.bridge.enable_icc=false", name],
+            capture_output=True,
+            check=True,
+        )
+        extra = [*HARDENED, "--network", name]
 
     async def go() -> float:
         sem = asyncio.Semaphore(concurrency)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             t0 = time.monotonic()
-            await asyncio.gather(*(_raw_one(image, label, sem, session) for _ in range(n)))
+            await asyncio.gather(*(_raw_one(image, label, extra, sem, session) for _ in range(n)))
             return time.monotonic() - t0
 
     try:
@@ -182,9 +204,12 @@ def phase_raw(image: str, n: int, concurrency: int) -> dict[str, Any]:
         ).stdout.split()
         if ids:
             subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+        if hardened:
+            subprocess.run(["docker", "network", "rm", name], capture_output=True, check=False)
     return {
         "containers": n,
         "concurrency": concurrency,
+        "hardened": hardened,
         "seconds": round(seconds, 2),
         "per_second": round(n / seconds, 2),
     }
@@ -197,6 +222,7 @@ def main() -> int:
         "--concurrency", type=int, default=8, help="max_concurrent_starts, and raw docker run's"
     )
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _interrupted)  # run the clean-ups (finally) on SIGTERM too
     client = docker_client()
     image = tiny_image(client)
     print(f"tmpnb benchmark: {args.visitors} simultaneous visitors, image {image} (light test image: a tiny")
@@ -210,12 +236,14 @@ def main() -> int:
         _print("warm pool", warm)
         cold = phase_cold(workdir, image, args.visitors, args.concurrency)
         _print("no pool (cold starts)", cold)
-    raw = phase_raw(image, args.visitors, args.concurrency)
+    raw = phase_raw(image, args.visitors, args.concurrency, hardened=False)
+    raw_hardened = phase_raw(image, args.visitors, args.concurrency, hardened=True)
+    fill = warm["pool_fill"]
     print(
-        f"refill rate: pool {warm['pool_fill']['per_second']}/s ({warm['pool_fill']['containers']} in "
-        f"{warm['pool_fill']['seconds']}s, create+start+answer+route) "
-        f"vs raw docker run {raw['per_second']}/s "
-        f"({raw['containers']} in {raw['seconds']}s, run+answer)"
+        f"refill rate: pool {fill['per_second']}/s ({fill['containers']} in {fill['seconds']}s: "
+        f"create+start+answer+route) vs raw `docker run` {raw['per_second']}/s ({raw['seconds']}s, "
+        f"default bridge, --memory only) and {raw_hardened['per_second']}/s ({raw_hardened['seconds']}s, "
+        "same hardening and icc=false network as the pool)"
     )
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -227,12 +255,17 @@ def main() -> int:
         "warm_pool": warm,
         "cold_start": cold,
         "raw_docker_run": raw,
+        "raw_docker_run_hardened": raw_hardened,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "spawn.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written: {out.relative_to(ROOT)}")
     return 0
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _cores() -> int:
