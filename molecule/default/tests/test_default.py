@@ -1,0 +1,438 @@
+"""End-to-end proof of the whole cell converged by site.yml, through nginx.
+
+Requests go from this machine (the controller) to the test host's container IP on port 80:
+nginx -> CHP -> notebook container, with the orchestrator behind CHP's default route. Figures
+(time-to-notebook) are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+GROUP_VARS = yaml.safe_load((ROOT / "inventories/local/group_vars/tmpnb.yml").read_text())
+STATIC_IN_IMAGE = "/usr/lib/python3/dist-packages/notebook/static"
+STATIC_FILE = "base/js/namespace.js"
+LIMITS_NOFILE = 1048576  # limits_nofile's default; the local inventory does not change it
+FD_CEILING = 20000  # hard open-files limit of these machines (no CAP_SYS_RESOURCE)
+TIMEOUT = 30
+
+
+@dataclass
+class Visitor:
+    """A browser-less visitor: a session (cookies) and the notebook path it was sent to."""
+
+    session: requests.Session
+    user_path: str  # "/user/<id>/"
+    landing: str  # the URL the spawn redirect pointed to
+    seconds: float  # POST /spawn -> notebook page answered
+
+    @property
+    def user_id(self) -> str:
+        return self.user_path.strip("/").split("/")[-1]
+
+
+@pytest.fixture(scope="module")
+def base_url(host) -> str:
+    out = host.check_output("ip -4 -o addr show dev eth0")
+    ip = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out).group(1)
+    return f"http://{ip}"
+
+
+@pytest.fixture(scope="module")
+def chp_token(host) -> str:
+    env = host.file("/etc/configurable-http-proxy/auth.env").content_string
+    return re.search(r"^CONFIGPROXY_AUTH_TOKEN=(\S+)$", env, re.M).group(1).strip("'\"")
+
+
+HTTP_PROBE = """
+import sys, urllib.request, urllib.error
+req = urllib.request.Request(sys.argv[1], headers=dict(h.split(": ", 1) for h in sys.argv[2:]))
+try:
+    with urllib.request.urlopen(req, timeout=10) as res:
+        status, body = res.status, res.read()
+except urllib.error.HTTPError as err:
+    status, body = err.code, err.read()
+sys.stdout.write(f"{status}\\n{body.decode()}")
+"""
+
+
+def host_get(host, url: str, *headers: str) -> tuple[int, str]:
+    """GET from inside the test host (loopback-only services): (status, body)."""
+    out = host.check_output("python3 -c %s %s" + " %s" * len(headers), HTTP_PROBE, url, *headers)
+    status, _, body = out.partition("\n")
+    return int(status), body
+
+
+def wait_for_pool(host, want: int = 1, timeout: float = 180) -> dict:
+    """The orchestrator's own stats (inside the host): wait until `want` containers are pooled."""
+    deadline = time.monotonic() + timeout
+    stats: dict = {}
+    while time.monotonic() < deadline:
+        status, body = host_get(host, "http://127.0.0.1:9999/api/stats")
+        if status == 200:
+            stats = json.loads(body)
+            if stats["available"] >= want:
+                return stats
+        time.sleep(1)
+    raise AssertionError(f"the warm pool did not reach {want} container(s) in {timeout} s: {stats}")
+
+
+def spawn(host, base_url: str) -> Visitor:
+    """GET / like a browser, POST /spawn, follow the redirect to the notebook page."""
+    wait_for_pool(host)
+    s = requests.Session()
+    index = s.get(base_url + "/", timeout=TIMEOUT)
+    assert index.status_code == 200, index.text
+    assert 'action="/spawn"' in index.text, "GET / is not the spawn page"
+    start = time.monotonic()
+    res = s.post(base_url + "/spawn", allow_redirects=False, timeout=TIMEOUT)
+    assert res.status_code == 303, f"POST /spawn answered {res.status_code}: {res.text[:300]}"
+    location = res.headers["Location"]
+    m = re.match(r"^(?:https?://[^/]+)?(/user/[A-Za-z0-9_-]{11,}/)", location)
+    assert m, f"spawn redirected to {location!r}, not to /user/<id>/..."
+    page = s.get(requests.compat.urljoin(base_url + "/", location), timeout=TIMEOUT)
+    seconds = time.monotonic() - start
+    assert page.status_code == 200, f"{location} answered {page.status_code}"
+    assert "Jupyter" in page.text
+    return Visitor(session=s, user_path=m.group(1), landing=location, seconds=seconds)
+
+
+@pytest.fixture(scope="module")
+def visitor(host, base_url) -> Visitor:
+    v = spawn(host, base_url)
+    print(f"\n[figure] time-to-notebook (POST /spawn -> notebook page answered): {v.seconds:.3f} s")
+    return v
+
+
+def container_of(host, chp_token: str, user_path: str) -> tuple[str, str]:
+    """(container name, container IP) of the route CHP holds for a user path."""
+    status, body = host_get(host, "http://127.0.0.1:8001/api/routes", f"Authorization: token {chp_token}")
+    assert status == 200, body
+    routes = json.loads(body)
+    target = routes[user_path.rstrip("/")]["target"]
+    ip = re.match(r"^https?://([\d.]+):\d+", target).group(1)
+    names = host.check_output(
+        "docker ps --filter label=tmpnb.user_path=%s --format '{{.Names}}'" % user_path  # noqa: UP031
+    ).split()
+    assert len(names) == 1, f"expected one container for {user_path}, got {names}"
+    inspect = json.loads(host.check_output(f"docker inspect {names[0]}"))[0]
+    ips = [n["IPAddress"] for n in inspect["NetworkSettings"]["Networks"].values()]
+    assert ip in ips, f"CHP routes {user_path} to {ip}, but {names[0]} has {ips}"
+    return names[0], ip
+
+
+# --- idempotence is Molecule's own step; here: units, limits, hardening ------------------------
+
+
+def _show(host, unit: str, *props: str) -> dict[str, str]:
+    out = host.check_output(f"systemctl show {unit} " + " ".join(f"-p {p}" for p in props))
+    values: dict[str, str] = {}
+    for line in out.splitlines():  # a property may come on several lines (EnvironmentFiles)
+        key, _, value = line.partition("=")
+        values[key] = f"{values[key]}\n{value}" if key in values else value
+    return values
+
+
+def _effective_nofile(host, pid: str) -> int:
+    limits = host.check_output(f"cat /proc/{pid}/limits")
+    soft = re.search(r"^Max open files\s+(\d+)\s+(\d+)", limits, re.M)
+    return int(soft.group(1))
+
+
+@pytest.mark.parametrize(
+    "unit", ["tmpnb.service", "configurable-http-proxy.service", "nginx.service", "docker.service"]
+)
+def test_unit_runs_with_configured_open_files(host, unit):
+    props = _show(host, unit, "ActiveState", "LimitNOFILE", "MainPID")
+    assert props["ActiveState"] == "active", f"{unit}: {props}"
+    assert int(props["LimitNOFILE"]) == LIMITS_NOFILE, f"{unit}: configured {props['LimitNOFILE']}"
+    effective = _effective_nofile(host, props["MainPID"])
+    # The configured value is in force up to the machine's ceiling (20000 here).
+    assert effective == min(LIMITS_NOFILE, FD_CEILING) or effective == LIMITS_NOFILE, (
+        f"{unit}: effective open files {effective}"
+    )
+
+
+def test_tmpnb_unit_hardening(host):
+    props = _show(
+        host,
+        "tmpnb.service",
+        "User",
+        "SupplementaryGroups",
+        "NoNewPrivileges",
+        "ProtectSystem",
+        "ProtectHome",
+        "PrivateTmp",
+        "Restart",
+        "RestartUSec",
+        "EnvironmentFiles",
+        "MainPID",
+    )
+    assert props["User"] == "tmpnb"
+    assert props["SupplementaryGroups"] == "docker"
+    assert props["NoNewPrivileges"] == "yes"
+    assert props["ProtectSystem"] == "strict"
+    assert props["ProtectHome"] == "yes"
+    assert props["PrivateTmp"] == "yes"
+    assert props["Restart"] == "always"
+    assert props["RestartUSec"] != "0"
+    assert "/etc/configurable-http-proxy/auth.env" in props["EnvironmentFiles"]
+    assert "/etc/tmpnb/secrets.env" in props["EnvironmentFiles"]
+    # In force on the running process, not only written in the unit.
+    status = host.check_output(f"cat /proc/{props['MainPID']}/status")
+    assert re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+    assert host.check_output(f"ps -o user= -p {props['MainPID']}").strip() == "tmpnb"
+    secrets = host.file("/etc/tmpnb/secrets.env")
+    assert secrets.mode == 0o600 and secrets.user == "root"
+    assert re.search(r"^TMPNB_ADMIN_TOKEN=\S{32,}$", secrets.content_string, re.M)
+
+
+def test_orchestrator_config_is_the_inventorys(host):
+    config = host.file("/etc/tmpnb/tmpnb.toml").content_string
+    assert f'image = "{GROUP_VARS["tmpnb_image"]}"' in config
+    assert f"capacity = {GROUP_VARS['tmpnb_capacity']}" in config
+    assert f"pool_size = {GROUP_VARS['tmpnb_pool_size']}" in config
+    assert f"mem_limit_mb = {GROUP_VARS['tmpnb_slice_mb']}" in config
+    assert host.run("/opt/tmpnb/venv/bin/tmpnb --check-config /etc/tmpnb/tmpnb.toml").rc == 0
+
+
+def test_chp_admin_api_loopback_only_and_token_required(host, base_url, chp_token):
+    listening = host.check_output("ss -Htlnp")
+    admin = [line for line in listening.splitlines() if re.search(r":8001\s", line)]
+    assert admin, "nothing listens on port 8001"
+    assert all(re.search(r"\s127\.0\.0\.1:8001\s", line) for line in admin), admin
+    assert host_get(host, "http://127.0.0.1:8001/api/routes")[0] == 403
+    assert host_get(host, "http://127.0.0.1:8001/api/routes", "Authorization: token wrong")[0] == 403
+    assert host_get(host, "http://127.0.0.1:8001/api/routes", f"Authorization: token {chp_token}")[0] == 200
+    ip = base_url.removeprefix("http://")
+    for port in (8000, 8001, 9999):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://{ip}:{port}/", timeout=5)
+
+
+# --- the visitor's path --------------------------------------------------------------------------
+
+
+def test_spawn_lands_on_a_notebook_through_nginx(host, base_url, visitor, chp_token):
+    assert visitor.landing.endswith(visitor.user_path + "tree"), visitor.landing
+    page = visitor.session.get(base_url + visitor.user_path + "api/status", timeout=TIMEOUT)
+    assert page.status_code == 200 and "kernels" in page.json()
+    name, _ = container_of(host, chp_token, visitor.user_path)
+    image = host.check_output("docker inspect -f '{{.Config.Image}}' %s" % name)  # noqa: UP031
+    assert image == GROUP_VARS["tmpnb_image"]
+
+
+def run_in_kernel(base_url: str, visitor: Visitor, code: str) -> str:
+    """Start a kernel over the notebook's REST API, run `code` over the kernel's websocket (both
+    through nginx -> CHP -> container) and return what it printed."""
+    s = visitor.session
+    s.get(base_url + visitor.user_path + "tree", timeout=TIMEOUT)  # sets the _xsrf cookie
+    xsrf = s.cookies.get("_xsrf", "")
+    res = s.post(
+        base_url + visitor.user_path + "api/kernels",
+        json={"name": "python3"},
+        headers={"X-XSRFToken": xsrf},
+        timeout=TIMEOUT,
+    )
+    assert res.status_code == 201, f"starting a kernel answered {res.status_code}: {res.text[:300]}"
+    kernel_id = res.json()["id"]
+    ws_url = base_url.replace("http://", "ws://") + visitor.user_path + f"api/kernels/{kernel_id}/channels"
+    cookies = {c.name: c.value for c in s.cookies}
+
+    async def run() -> str:
+        session_id = uuid.uuid4().hex
+        msg_id = uuid.uuid4().hex
+        request = {
+            "header": {
+                "msg_id": msg_id,
+                "username": "test",
+                "session": session_id,
+                "msg_type": "execute_request",
+                "version": "5.3",
+                "date": "",
+            },
+            "parent_header": {},
+            "metadata": {},
+            "content": {
+                "code": code,
+                "silent": False,
+                "store_history": False,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            },
+            "channel": "shell",
+            "buffers": [],
+        }
+        async with (
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), cookies=cookies) as client,
+            client.ws_connect(ws_url + f"?session_id={session_id}") as ws,
+        ):
+            await ws.send_json(request)
+            output = ""
+            async with asyncio.timeout(60):
+                async for msg in ws:
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        continue
+                    data = json.loads(msg.data)
+                    if data.get("parent_header", {}).get("msg_id") != msg_id:
+                        continue
+                    if data["msg_type"] == "stream":
+                        output += data["content"]["text"]
+                    elif data["msg_type"] == "error":
+                        output += "\n".join(data["content"]["traceback"])
+                    elif data["msg_type"] == "status" and data["content"]["execution_state"] == "idle":
+                        return output
+        raise AssertionError("websocket closed before the kernel went idle")
+
+    try:
+        return asyncio.run(run())
+    finally:
+        s.delete(
+            base_url + visitor.user_path + f"api/kernels/{kernel_id}",
+            headers={"X-XSRFToken": xsrf},
+            timeout=TIMEOUT,
+        )
+
+
+def test_kernel_runs_code_over_websocket_through_the_chain(base_url, visitor):
+    assert run_in_kernel(base_url, visitor, "print(6*7)") == "42\n"
+
+
+def _chp_pid(host) -> str:
+    return _show(host, "configurable-http-proxy.service", "MainPID")["MainPID"]
+
+
+def test_static_file_served_by_nginx_from_the_image_copy_without_chp(host, base_url, visitor, chp_token):
+    # The file as the image holds it (a fresh container of the image: no exec into a visitor's).
+    in_image = base64.b64decode(
+        host.check_output(
+            f"docker run --rm --network none --entrypoint base64 {GROUP_VARS['tmpnb_image']} "
+            f"-w0 {STATIC_IN_IMAGE}/{STATIC_FILE}"
+        )
+    )
+    url = base_url + visitor.user_path + "static/" + STATIC_FILE
+    pid = _chp_pid(host)
+    # Freeze CHP: whatever nginx sends it now hangs. The static file must still come back at once,
+    # and a proxied path must not (the control that the freeze works).
+    host.run(f"kill -STOP {pid}")
+    try:
+        res = requests.get(url, timeout=10)
+        with pytest.raises(requests.Timeout):
+            requests.get(base_url + visitor.user_path + "api/status", timeout=3)
+    finally:
+        host.run(f"kill -CONT {pid}")
+    assert res.status_code == 200, f"{url} answered {res.status_code}"
+    assert res.content == in_image, "nginx's copy differs from the file in the image"
+    # And CHP is fine again afterwards.
+    again = visitor.session.get(base_url + visitor.user_path + "api/status", timeout=TIMEOUT)
+    assert again.status_code == 200
+
+
+def test_two_visitors_get_isolated_containers(host, base_url, visitor, chp_token):
+    other = spawn(host, base_url)
+    print(f"\n[figure] time-to-notebook, second visitor: {other.seconds:.3f} s")
+    assert other.user_path != visitor.user_path
+    name_a, ip_a = container_of(host, chp_token, visitor.user_path)
+    name_b, ip_b = container_of(host, chp_token, other.user_path)
+    assert name_a != name_b and ip_a != ip_b
+    port = GROUP_VARS.get("tmpnb_container_port", 8888)
+    probe = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)"
+    # The host itself (where CHP runs) reaches both notebook servers: the probe works...
+    for ip in (ip_a, ip_b):
+        assert host.run(f"python3 -c '{probe}' {ip} {port}").rc == 0, f"the host cannot reach {ip}:{port}"
+    # ...but from inside each visitor's notebook (code run in its kernel), the other's is unreachable.
+    connect = (
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(({ip!r}, {port}), timeout=3).close()\n"
+        "    print('REACHED')\n"
+        "except OSError as exc:\n"
+        "    print('BLOCKED', type(exc).__name__)\n"
+    )
+    for who, target in ((visitor, ip_b), (other, ip_a)):
+        out = run_in_kernel(base_url, who, connect.format(ip=target, port=port))
+        assert out.startswith("BLOCKED"), f"{who.user_path} reached {target}:{port}: {out}"
+
+
+# --- a real browser ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="tmpnb-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_browser_lands_in_notebook_and_runs_code(host, base_url, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait_for_pool(host)
+    wait = WebDriverWait(browser, 60)
+    start = time.monotonic()
+    browser.get(base_url + "/")  # the page posts the spawn form by itself
+    wait.until(lambda d: re.search(r"/user/[^/]+/tree", d.current_url))
+    new = wait.until(ec.element_to_be_clickable((By.ID, "new-dropdown-button")))
+    print(f"\n[figure] browser: open site -> notebook UI ready: {time.monotonic() - start:.3f} s")
+    tree = browser.current_window_handle
+    new.click()
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#kernel-python3 a"))).click()
+    wait.until(lambda d: len(d.window_handles) > 1)
+    browser.switch_to.window(next(h for h in browser.window_handles if h != tree))
+    wait.until(lambda d: "/notebooks/" in d.current_url)
+    wait.until(
+        lambda d: d.execute_script(
+            "return !!(window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel"
+            " && Jupyter.notebook.kernel.is_connected());"
+        )
+    )
+    cell = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".cell .CodeMirror")))
+    cell.click()
+    ActionChains(browser).send_keys("print(6*7)").key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(
+        Keys.SHIFT
+    ).perform()
+    out = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".output_subarea.output_stream pre")))
+    assert out.text.strip() == "42"
+    print(f"[figure] browser: open site -> 42 printed: {time.monotonic() - start:.3f} s")
