@@ -2,7 +2,10 @@
 open-files limit is configured and in force, and containers get the default ulimit and memory limit."""
 
 import json
+import os
+import re
 import shlex
+import subprocess
 
 import pytest
 
@@ -107,3 +110,28 @@ def test_containers_survive_a_dockerd_restart(host, tiny_image):
         assert after == f"{before} true"
     finally:
         host.run(f"docker rm -f {name}")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("docker_icc", "maybe"), ("docker_container_nofile_hard", "2000000"), ("docker_log_max_size", "ten")],
+)
+def test_bad_variable_fails_before_any_change(host, variable, value):
+    """Bad input stops the role at its argument spec or first assert, naming the variable."""
+    files = ("/etc/docker/daemon.json", "/etc/systemd/system/docker.service.d/tmpnb.conf")
+    pid = "systemctl show --property MainPID --value docker.service"
+    before = [host.file(f).sha256sum for f in files] + [host.check_output(pid)]
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    env["ANSIBLE_ROLES_PATH"] = os.path.join(env["MOLECULE_PROJECT_DIRECTORY"], "roles")
+    playbook = os.path.join(env["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml")
+    run = subprocess.run(
+        ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], playbook, "-e", f"{variable}={value}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode != 0
+    assert variable in run.stdout + run.stderr
+    assert re.search(r"tmpnb-docker\s*:\s*ok=\d+\s+changed=0\s", run.stdout), run.stdout[-2000:]
+    assert [host.file(f).sha256sum for f in files] + [host.check_output(pid)] == before
