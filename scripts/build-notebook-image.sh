@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build the notebook image the kit ships (roles/tmpnb/files/debian-notebook/Dockerfile) on the
 # local engine as tmpnb-notebook:debian-1, and do nothing when it is already there.
-#   --save   also write .cache/images/tmpnb-notebook-debian-1.tar (when missing): the local
-#            inventory loads that tarball into the test host (no registry is reachable).
+#   --save   also write .cache/images/tmpnb-notebook-debian-1.tar (when missing or older than the
+#            image): the local inventory loads that tarball into the test host (no registry).
 # No registry is reachable here, so the image builds FROM the locally built test-host base
 # (BASE, default tmpnb-testhost:bookworm-1); production builds use the Dockerfile's default.
 set -euo pipefail
@@ -36,13 +36,17 @@ else
 fi
 
 if $save; then
-  if [ -s "$TARBALL" ]; then
+  # The tarball is reused while it holds the image as it is now (its id is kept next to it), so a
+  # rebuilt image never leaves a stale tarball behind.
+  id=$(docker image inspect --format '{{.Id}}' "$IMAGE")
+  if [ -s "$TARBALL" ] && [ "$(cat "$TARBALL.id" 2>/dev/null)" = "$id" ]; then
     echo "==> $TARBALL present (cached)"
   else
     mkdir -p "$(dirname "$TARBALL")"
     start=$(date +%s)
     docker save -o "$TARBALL.tmp" "$IMAGE"
     mv "$TARBALL.tmp" "$TARBALL"
+    echo "$id" >"$TARBALL.id"
     echo "==> saved $IMAGE to $TARBALL in $(( $(date +%s) - start )) s"
   fi
 fi

@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -268,3 +270,57 @@ def test_bad_arguments_are_named(
     assert proc.returncode != 0
     assert message in proc.stderr
     assert not (tmp_path / "d").exists()
+
+
+NOTEBOOK_IMAGE = os.environ.get("TMPNB_NOTEBOOK_IMAGE", "tmpnb-notebook:debian-1")
+
+
+@pytest.fixture(scope="module")
+def notebook_image() -> str:
+    """The kit's notebook image, built by scripts/build-notebook-image.sh when missing (cached)."""
+    subprocess.run([str(ROOT / "scripts" / "build-notebook-image.sh")], check=True, capture_output=True)
+    return NOTEBOOK_IMAGE
+
+
+def test_copy_of_the_notebook_image_matches_what_the_server_serves(
+    notebook_image: str, tmp_path: Path
+) -> None:
+    """The default --path-in-image is the directory Jupyter serves at /user/<id>/static/."""
+    dest = tmp_path / "static"
+    proc = run("--image", notebook_image, "--dest", str(dest))  # the script's default path
+    assert proc.returncode == 0, proc.stderr
+    files = dest / "current" / "files"
+    name = f"tmpnb-test-extract-static-nb-{os.getpid()}"
+    subprocess.run(
+        ["docker", "run", "-d", "--name", name, "-u", "1000", notebook_image, "jupyter", "notebook",
+         "--NotebookApp.base_url=/user/x/", "--NotebookApp.token=", "--ip=0.0.0.0", "--no-browser"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        ip = subprocess.run(
+            ["docker", "inspect", "--format", "{{.NetworkSettings.IPAddress}}", name],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        base = f"http://{ip}:8888/user/x"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api", timeout=2) as answer:
+                    assert json.load(answer)["version"].startswith("6.")
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the notebook server did not answer within 60 s"
+                time.sleep(0.3)
+        # Files of the notebook itself and ones Debian links in from /usr/share/javascript.
+        for rel in [
+            "notebook/js/main.min.js",
+            "base/images/favicon.ico",
+            "components/jquery/jquery.min.js",
+            "components/requirejs/require.js",
+            "components/font-awesome/fonts/fontawesome-webfont.woff",
+        ]:
+            with urllib.request.urlopen(f"{base}/static/{rel}?v=1", timeout=10) as answer:
+                served = answer.read()
+            assert served == (files / rel).read_bytes(), f"static/{rel} differs from the copy"
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
