@@ -106,7 +106,10 @@ def phase_warm(workdir: Path, image: str, visitors: int, concurrency: int) -> di
         wait_for(lambda: orch.stats()["available"] >= visitors, 600, f"{visitors} pooled", interval=0.05)
         fill = time.monotonic() - t0
         times, statuses = asyncio.run(crowd(chp.url, visitors))
+        count = orch.metric("tmpnb_spawn_duration_seconds_count", 'result="ok"')
+        total = orch.metric("tmpnb_spawn_duration_seconds_sum", 'result="ok"')
         return {
+            "hand_out_server_side_mean_s": round(total / count, 4) if count else None,
             "pool_fill": {
                 "containers": visitors,
                 "seconds": round(fill, 2),
@@ -230,6 +233,8 @@ def main() -> int:
         f"HTTP server, not Jupyter; {platform.machine()} with {_cores()} cores), "
         f"concurrent starts {args.concurrency}"
     )
+    load_before = os.getloadavg()
+    print(f"load average before: {load_before[0]:.2f} (other work on this machine skews every figure)")
     with tempfile.TemporaryDirectory(prefix="tmpnb-bench-") as tmp:
         workdir = Path(tmp)
         warm = phase_warm(workdir, image, args.visitors, args.concurrency)
@@ -247,7 +252,12 @@ def main() -> int:
     )
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cores": _cores(), "platform": platform.platform()},
+        "machine": {
+            "cores": _cores(),
+            "platform": platform.platform(),
+            "load_average_1min_before": round(load_before[0], 2),
+            "load_average_1min_after": round(os.getloadavg()[0], 2),
+        },
         "image": image,
         "note": "light test image (tiny HTTP server); a Jupyter boot costs ~3.6 core-seconds more each",
         "visitors": args.visitors,
@@ -274,6 +284,9 @@ def _cores() -> int:
 
 def _print(name: str, phase: dict[str, Any]) -> None:
     v = phase["visitors"]
+    inside = phase.get("hand_out_server_side_mean_s")
+    if inside is not None:
+        print(f"{name}: hand-out inside the orchestrator: mean {inside * 1000:.1f} ms")
     if v:
         print(
             f"{name}: POST /spawn -> notebook answering through CHP: p50 {v['p50_s'] * 1000:.0f} ms, "

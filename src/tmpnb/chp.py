@@ -56,6 +56,16 @@ class CHPClient:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise CHPError(f"CHP admin API at {self.api_url} unreachable: {exc!r}") from exc
 
+    async def has_route(self, path: str) -> bool:
+        """Whether CHP has a route at ``path`` (one cheap call: the CHP-restart watch)."""
+        try:
+            async with self.session.get(self._url(path)) as resp:
+                if resp.status in (200, 404):
+                    return resp.status == 200
+                raise CHPError(f"CHP GET /api/routes{path} answered {resp.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise CHPError(f"CHP admin API at {self.api_url} unreachable: {exc!r}") from exc
+
     async def get_routes(self) -> dict[str, Any]:
         routes = await self._call("GET")
         if not isinstance(routes, dict):

@@ -38,6 +38,7 @@ MAX_BACKOFF = 30.0
 # REFILL_MAX_DEFER, and never while a visitor waits for a container.
 REFILL_QUIET = 0.3
 REFILL_MAX_DEFER = 2.0
+CHP_WATCH_INTERVAL = 2.0  # how soon a CHP restart (routes lost) is noticed
 
 
 class Full(Exception):
@@ -105,6 +106,7 @@ class Orchestrator:
             asyncio.create_task(self._cull_loop(), name="cull"),
             asyncio.create_task(self._reconcile_loop(), name="reconcile"),
             asyncio.create_task(self._events_loop(), name="events"),
+            asyncio.create_task(self._chp_watch_loop(), name="chp-watch"),
         ]
 
     async def stop(self) -> None:
@@ -303,6 +305,9 @@ class Orchestrator:
         finally:
             self.pool.discard(slot.user_id)
             self._removed[slot.user_id] = time.monotonic()
+            if len(self._removed) > 10_000:
+                horizon = time.monotonic() - 600
+                self._removed = {k: t for k, t in self._removed.items() if t > horizon}
             self.metrics.removed.labels(reason).inc()
             self.wake()
 
@@ -350,6 +355,40 @@ class Orchestrator:
             self._spawn_task(
                 self._remove(cull.slot, f"cull_{cull.reason.value}"), f"cull-{cull.slot.user_id}"
             )
+
+    async def _chp_watch_loop(self) -> None:
+        """CHP keeps routes in memory only: probe one of ours often, reconcile at once if it is gone."""
+        while True:
+            await asyncio.sleep(CHP_WATCH_INTERVAL)
+            live = self.pool.in_state(State.POOLED, State.IN_USE)
+            if not live:
+                continue
+            try:
+                present = await self.chp.has_route(live[0].path)
+            except CHPError:
+                self.chp_ok = False
+                continue
+            self.chp_ok = True
+            if not present and live[0].state is not State.REMOVING:
+                log.warning("CHP lost route %s (restarted?): reconciling now", live[0].path)
+                self._reconcile_now.set()
+
+    async def restore_route(self, user_id: str) -> bool:
+        """A visitor reached us on a live user path: CHP lost the route. Re-add it (and the rest)."""
+        slot = self.pool.slots.get(user_id)
+        if slot is None or slot.state not in (State.POOLED, State.IN_USE):
+            return False
+        try:
+            if await self.chp.has_route(slot.path):
+                return False  # CHP has it: this request did not come through CHP; no redirect loop
+            self._reconcile_now.set()
+            await self.chp.add_route(slot.path, slot.target, route_data(slot, self.config.instance))
+        except CHPError as exc:
+            log.error("re-adding route %s failed: %s", slot.path, exc)
+            return False
+        self.metrics.routes_restored.inc()
+        log.info("re-added lost route %s for a visitor", slot.path)
+        return True
 
     # ---- reconciliation ---------------------------------------------------------------------
     async def _reconcile_loop(self) -> None:

@@ -182,7 +182,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def gone(request: web.Request) -> web.Response:
-    """CHP sends a user path here when it has no route for it: culled, or never existed."""
+    """CHP sends a user path here when it has no route for it: culled, never existed, or CHP lost
+    the route (it restarted): then the route is re-added and the visitor sent back (307)."""
+    user_id = request.match_info.get("tail", "").split("/", 1)[0]
+    if await request.app[ORCH].restore_route(user_id):
+        raise web.HTTPTemporaryRedirect(location=request.path_qs, headers={"Retry-After": "1"})
     return _page(
         GONE,
         404,

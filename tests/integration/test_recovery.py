@@ -34,7 +34,8 @@ def test_orchestrator_restart_adopts_pool_and_users(make_stack, dclient) -> None
 
 
 def test_chp_restart_restores_every_route(make_stack, dclient) -> None:
-    chp, orch = make_stack(pool_size=2, capacity=4, reconcile_interval=3600)
+    # periodic passes an hour away: only the CHP watch (or a visitor arriving) can notice
+    chp, orch = make_stack(pool_size=2, capacity=4, reconcile_interval=3600, cull_interval=3600)
     location = orch.spawn(via=chp.url).headers["Location"]
     user_id = location.split("/")[2]
     wait_for(lambda: orch.stats()["available"] == 2, 30, "pool refilled")
@@ -44,6 +45,10 @@ def test_chp_restart_restores_every_route(make_stack, dclient) -> None:
     chp.stop()
     chp.start()  # same ports, empty routing table
     assert not any(r.get("tmpnb_instance") for r in chp.routes().values())
+    # a visitor arriving first lands on the orchestrator, which re-adds the route and sends them back
+    back = requests.get(f"{chp.url}{location}", timeout=10)
+    assert back.status_code == 200
+    assert f"tinynb at /user/{user_id}/" in back.text
 
     def restored() -> bool:
         now = {p: r for p, r in chp.routes().items() if r.get("tmpnb_instance") == orch.instance}
