@@ -87,11 +87,12 @@ async def test_healthz_reports_unreachable_backends() -> None:
         assert await resp.json() == {"ok": False, "docker": False, "chp": False}
 
 
-async def test_rate_limit_by_trusted_header() -> None:
+async def test_hand_out_without_docker_and_rate_limit_by_trusted_header() -> None:
     options = {
         "spawn_limit_per_minute": 1,
         "client_address_header": "X-Real-IP",
         "chp_api_url": "http://127.0.0.1:9",
+        "docker_url": "unix:///nonexistent/docker.sock",  # handing out makes no Docker call
     }
     async with _client(**options) as c:
         orch = c.server.app[ORCH]
