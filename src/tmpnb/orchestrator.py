@@ -31,13 +31,14 @@ from tmpnb.reconcile import LABEL_USER_ID, LABEL_USER_PATH, diff, parse_routes, 
 log = logging.getLogger("tmpnb")
 
 PROBE_TIMEOUT = 2.0
-PROBE_MAX_INTERVAL = 0.2
+PROBE_MAX_INTERVAL = 0.1
 MAX_BACKOFF = 30.0
 # During a burst of hand-outs, container starts would take the CPU the visitors' requests need:
 # refill waits for a quiet moment (REFILL_QUIET without a hand-out), but never longer than
 # REFILL_MAX_DEFER, and never while a visitor waits for a container.
 REFILL_QUIET = 0.3
 REFILL_MAX_DEFER = 2.0
+BRIDGE_PORTS = 1024  # a Linux bridge holds at most 1024 ports (tmpnb#46): one per container
 CHP_WATCH_INTERVAL = 2.0  # how soon a CHP restart (routes lost) is noticed
 
 
@@ -90,6 +91,13 @@ class Orchestrator:
             c.network_name,
             c.chp_api_url,
         )
+        if c.capacity > BRIDGE_PORTS:
+            log.warning(
+                "capacity %d exceeds %d: a Linux bridge holds at most that many ports, so one Docker network "
+                "cannot take that many containers; split the host into cells (instances)",
+                c.capacity,
+                BRIDGE_PORTS,
+            )
         try:
             await self.docker.ensure_network(c.network_name, c.instance)
             if not await self.docker.image_exists(c.image):
