@@ -88,10 +88,12 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bounded bodies, 4xx for whatever aiohttp rejects, 500 (logged) only for our own bugs."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         return _error(request, 413, f"request body larger than {MAX_BODY} bytes")
-    if request.can_read_body and request.content_length is None:
-        body = await request.content.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
-            return _error(request, 413, f"request body larger than {MAX_BODY} bytes")
+    if request.can_read_body and request.content_length is None:  # chunked: count as it comes
+        size = 0
+        while chunk := await request.content.read(MAX_BODY + 1 - size):
+            size += len(chunk)
+            if size > MAX_BODY:
+                return _error(request, 413, f"request body larger than {MAX_BODY} bytes")
     try:
         return await handler(request)
     except web.HTTPException as exc:

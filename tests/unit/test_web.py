@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -59,8 +60,9 @@ async def test_oversized_body(client: TestClient) -> None:
     assert (await client.post("/spawn", data=b"x" * 20000)).status == 413
 
     async def chunks() -> AsyncIterator[bytes]:
-        for _ in range(4):
+        for _ in range(4):  # trickled: the server sees partial reads, and must still count them all
             yield b"y" * 8000
+            await asyncio.sleep(0.02)
 
     assert (await client.post("/api/spawn", data=chunks())).status == 413
 
