@@ -212,15 +212,33 @@ def test_rerun_keeps_token_and_process(host):
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("proxy_api_port", "x"), ("proxy_log_level", "loud"), ("proxy_chp_version", "4.6.1")],
+    [
+        ("proxy_api_port", "x"),
+        ("proxy_log_level", "loud"),
+        ("proxy_chp_version", "4.6.1"),
+        ("proxy_extra_args", ["--timeout 5"]),
+    ],
 )
 def test_bad_variable_fails_before_any_change(host, variable, value):
     before = (host.file(UNIT_FILE).sha256sum, host.file(ENV_FILE).sha256sum, main_pid(host))
-    result = converge("-e", f"{variable}={value}")
+    result = converge("-e", json.dumps({variable: value}))
     assert result.returncode != 0
     assert variable in result.stdout + result.stderr
     assert recap_changed(result.stdout) == 0
     assert (host.file(UNIT_FILE).sha256sum, host.file(ENV_FILE).sha256sum, main_pid(host)) == before
+
+
+def test_proxy_that_does_not_come_up_fails_the_run_with_its_log(host):
+    try:
+        result = converge("-e", json.dumps({"proxy_extra_args": ["--no-such-option"]}))
+        assert result.returncode != 0
+        output = result.stdout + result.stderr
+        assert "did not answer on http://127.0.0.1:8000/_chp_healthz" in output
+        assert "no-such-option" in output.split("Last log lines:", 1)[1]
+    finally:
+        restored = converge()
+        assert restored.returncode == 0, restored.stdout[-3000:]
+    assert host.service(UNIT).is_running
 
 
 def test_token_given_from_the_inventory_is_used(host):
