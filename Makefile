@@ -39,7 +39,7 @@ notebook-image: base-image
 	@scripts/build-notebook-image.sh --save
 
 .cache/chp/node_modules/.bin/configurable-http-proxy:
-	@command -v npm >/dev/null || { echo "ERROR: npm is missing (apt-get install nodejs npm)"; exit 1; }
+	@command -v npm >/dev/null || scripts/apt-install.sh npm
 	npm install --silent --no-audit --no-fund --prefix .cache/chp configurable-http-proxy@$(CHP_VERSION)
 
 chp: .cache/chp/node_modules/.bin/configurable-http-proxy
@@ -50,25 +50,17 @@ lint: venv
 	ruff check .
 	ruff format --check .
 
-pytest: venv engine base-image chp
+pytest: venv engine base-image notebook-image chp
 	pytest -q -rs tests
 
-molecule: venv engine base-image browser
+molecule: venv engine base-image notebook-image browser
 	molecule test $(SCENARIOS)
 
 # Debian's Chromium and its driver on the controller: the `default` scenario drives a headless
 # browser through the whole chain (selenium is in the venv).
 browser:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then \
-	    echo "==> installing chromium and chromium-driver from Debian"; \
-	    apt-get update -qq; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	  else \
-	    echo "ERROR: chromium and chromedriver are missing (apt-get install chromium chromium-driver)"; \
-	    exit 1; \
-	  fi; \
-	fi
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || scripts/apt-install.sh chromium chromium-driver
 
 # A disposable test host (the shared platform, named tmpnb-demo) with the whole stack; nginx is
 # published on 127.0.0.1:$(DEMO_PORT). A second run changes nothing.
@@ -90,6 +82,8 @@ test:
 	@$(TIMED) venv $(MAKE) --no-print-directory venv
 	@$(TIMED) engine $(MAKE) --no-print-directory engine
 	@$(TIMED) base-image $(MAKE) --no-print-directory base-image
+	@$(TIMED) nb-image $(MAKE) --no-print-directory notebook-image
+	@$(TIMED) browser $(MAKE) --no-print-directory browser
 	@$(TIMED) chp $(MAKE) --no-print-directory chp
 	@$(TIMED) lint $(MAKE) --no-print-directory lint
 	@$(TIMED) pytest $(MAKE) --no-print-directory pytest

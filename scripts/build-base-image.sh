@@ -13,15 +13,7 @@ if docker image inspect "$IMAGE" >/dev/null 2>&1; then
   exit 0
 fi
 
-if ! command -v debootstrap >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-  else
-    echo "ERROR: debootstrap is missing; install it (apt-get install debootstrap) and run as root." >&2
-    exit 1
-  fi
-fi
+command -v debootstrap >/dev/null 2>&1 || "$(dirname "$0")/apt-install.sh" debootstrap
 
 root=$(mktemp -d /var/tmp/tmpnb-rootfs.XXXXXX)
 trap 'rm -rf "$root"' EXIT

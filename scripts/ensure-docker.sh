@@ -15,11 +15,7 @@ if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
   exit 1
 fi
 
-if ! command -v dockerd >/dev/null 2>&1; then
-  echo "==> installing docker.io from Debian"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
-fi
+command -v dockerd >/dev/null 2>&1 || "$(dirname "$0")/apt-install.sh" docker.io
 
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   systemctl start docker
