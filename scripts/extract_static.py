@@ -337,7 +337,8 @@ def switch_current(dest: Path, name: str) -> None:
     tmp.rename(dest / CURRENT)
 
 
-def _keep_ids(keep_images: list[str], in_use: bool) -> set[str]:
+def _keep_ids(keep_images: list[str]) -> set[str]:
+    """Ids (or id prefixes) of the images named by --keep-image; a name the engine lacks is an error."""
     ids: set[str] = set()
     for ref in keep_images:
         hexid = ref.removeprefix("sha256:").lower()
@@ -348,8 +349,6 @@ def _keep_ids(keep_images: list[str], in_use: bool) -> set[str]:
                 ids.add(image_id(ref).removeprefix("sha256:"))
             except ExtractError as exc:
                 raise ExtractError(f"--keep-image {ref!r}: {exc}") from None
-    if in_use:
-        ids |= {i.removeprefix("sha256:") for i in images_in_use()}
     return ids
 
 
@@ -361,13 +360,18 @@ def _extracted_at(directory: Path) -> float:
         return 0.0
 
 
-def plan_prune(dest: Path, keep: int, protected: set[str], current: str | None) -> list[str]:
-    """Old copies to remove: all but the `keep` newest, never current, never a protected image."""
+def plan_prune(dest: Path, keep: int, protected: set[str], current: str | None, in_use: bool) -> list[str]:
+    """Old copies to remove: all but the `keep` newest, never current, never a protected image,
+    nor (in_use) an image a container was created from: the engine is asked only when some copy
+    would otherwise go, so a run with nothing to prune never lists every container."""
     versions = [p for p in dest.iterdir() if p.is_dir() and not p.is_symlink() and _IMAGE_DIR.match(p.name)]
     versions.sort(key=_extracted_at, reverse=True)
     old = [p.name for p in versions if p.name != current]
-    removable = old[keep:]
-    return [n for n in removable if not any(n.startswith(k) for k in protected)]
+    removable = [n for n in old[keep:] if not any(n.startswith(k) for k in protected)]
+    if removable and in_use:
+        used = {i.removeprefix("sha256:") for i in images_in_use()}
+        removable = [n for n in removable if n not in used]
+    return removable
 
 
 def leftovers(dest: Path) -> list[Path]:
@@ -388,7 +392,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     name = full_id.removeprefix("sha256:")
     if not args.path_in_image.startswith("/"):
         raise ExtractError(f"--path-in-image must be absolute, got '{args.path_in_image}'")
-    protected = _keep_ids(args.keep_image, args.keep_in_use)
+    protected = _keep_ids(args.keep_image)
     result: dict[str, Any] = {
         "changed": False,
         "check_mode": args.check,
@@ -406,7 +410,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["extracted"] = not (exists and is_complete(dest / name, full_id))
         result["switched"] = not exists or current_target(dest) != name
         if exists:
-            result["removed"] = plan_prune(dest, args.keep, protected, name)
+            result["removed"] = plan_prune(dest, args.keep, protected, name, args.keep_in_use)
         result["changed"] = bool(result["extracted"] or result["switched"] or result["removed"])
         return result
 
@@ -434,7 +438,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if current_target(dest) != name:
             switch_current(dest, name)
             result["switched"] = True
-        for old in plan_prune(dest, args.keep, protected, name):
+        for old in plan_prune(dest, args.keep, protected, name, args.keep_in_use):
             shutil.rmtree(dest / old)
             result["removed"].append(old)
     result["changed"] = bool(result["extracted"] or result["switched"] or result["removed"])

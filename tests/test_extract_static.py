@@ -221,6 +221,27 @@ def test_new_image_gets_a_new_directory_and_current_switches(images: dict[str, s
     assert extract(images["v2"], dest, "--keep", "0")["changed"] is False
 
 
+def test_copy_of_an_image_a_container_uses_is_kept_with_keep_in_use(
+    images: dict[str, str], tmp_path: Path
+) -> None:
+    dest = tmp_path / "static"
+    old = images["v1_id"].removeprefix("sha256:")
+    extract(images["v1"], dest)
+    extract(images["v2"], dest)
+    name = f"tmpnb-test-extract-static-user-{os.getpid()}"
+    subprocess.run(
+        ["docker", "create", "--name", name, "--network", "none", images["v1"], "true"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        kept = extract(images["v2"], dest, "--keep", "0", "--keep-in-use")
+        assert kept["changed"] is False and kept["removed"] == [] and (dest / old).is_dir()
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+    pruned = extract(images["v2"], dest, "--keep", "0", "--keep-in-use")
+    assert pruned["removed"] == [old] and not (dest / old).exists()
+
+
 def test_current_copy_is_never_pruned(images: dict[str, str], tmp_path: Path) -> None:
     dest = tmp_path / "static"
     extract(images["v2"], dest)
