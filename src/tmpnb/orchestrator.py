@@ -142,10 +142,11 @@ class Orchestrator:
         n = self.pool.counts()
         return n.pooled, n.in_use
 
-    def _spawn_task(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+    def _spawn_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def wake(self) -> None:
         self._wake.set()
@@ -232,7 +233,7 @@ class Orchestrator:
         c = self.config
         for slot in surplus_pooled(self.pool, c.pool_size, c.image):
             reason = "rollout" if slot.image != c.image else "surplus"
-            self._spawn_task(self._remove(slot, reason), f"remove-{slot.user_id}")
+            self._remove(slot, reason)
         if time.monotonic() < self._next_boot_at:
             return
         waiting = sum(1 for f in self._waiters if not f.done())
@@ -319,11 +320,16 @@ class Orchestrator:
             self.metrics.removed.labels(reason).inc()
             self.wake()
 
-    async def _remove(self, slot: Slot, reason: str) -> None:
-        """Route first, then the container: a visitor never reaches a half-removed notebook."""
+    def _remove(self, slot: Slot, reason: str) -> asyncio.Task[None] | None:
+        """Claim the slot now (it is never handed out from here on), remove it in a task; None when
+        its removal is already under way."""
         if slot.state is State.REMOVING:
-            return
+            return None
         slot.state = State.REMOVING
+        return self._spawn_task(self._unroute_and_remove(slot, reason), f"remove-{slot.user_id}")
+
+    async def _unroute_and_remove(self, slot: Slot, reason: str) -> None:
+        """Route first, then the container: a visitor never reaches a half-removed notebook."""
         try:
             await self.chp.delete_route(slot.path)
         except CHPError as exc:
@@ -360,9 +366,7 @@ class Orchestrator:
         ):
             self.metrics.culls.labels(cull.reason.value).inc()
             log.info("culling %s: %s", cull.slot.path, cull.reason.value)
-            self._spawn_task(
-                self._remove(cull.slot, f"cull_{cull.reason.value}"), f"cull-{cull.slot.user_id}"
-            )
+            self._remove(cull.slot, f"cull_{cull.reason.value}")
 
     async def _chp_watch_loop(self) -> None:
         """CHP keeps routes in memory only: probe one of ours often, reconcile at once if it is gone."""
@@ -528,7 +532,7 @@ class Orchestrator:
         elif slot.state in (State.POOLED, State.IN_USE) and action in ("die", "oom"):
             self.metrics.failures.labels("died").inc()
             log.warning("container of %s died (%s, exit %s)", slot.path, action, attrs.get("exitCode", "?"))
-            self._spawn_task(self._remove(slot, "died"), f"died-{user_id}")
+            self._remove(slot, "died")
 
     # ---- admin ------------------------------------------------------------------------------
     async def reload(self) -> list[str]:
@@ -555,7 +559,7 @@ class Orchestrator:
         await self.reload()
         pooled = self.pool.in_state(State.POOLED)
         log.info("draining %d pooled containers; refilling with %s", len(pooled), self.config.image)
-        await asyncio.gather(*(self._remove(s, "drain") for s in pooled))
+        await asyncio.gather(*filter(None, (self._remove(s, "drain") for s in pooled)))
         self.wake()
         return len(pooled)
 

@@ -1,0 +1,48 @@
+"""Orchestrator decisions that need no Docker: an unreachable engine and CHP, a hand-made pool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tmpnb.config import from_mapping
+from tmpnb.orchestrator import Orchestrator
+from tmpnb.pool import Slot, State
+
+UNREACHABLE = {"chp_api_url": "http://127.0.0.1:9", "docker_url": "unix:///nonexistent/docker.sock"}
+
+
+@pytest.fixture
+async def orch() -> AsyncIterator[Orchestrator]:
+    config = from_mapping({"image": "new", "pool_size": 0, **UNREACHABLE}, {"CONFIGPROXY_AUTH_TOKEN": "chp"})
+    o = Orchestrator(config)
+    yield o
+    await asyncio.gather(*o._tasks, return_exceptions=True)
+    await o.chp.close()
+    await o.docker.close()
+
+
+def _pooled(uid: str, image: str = "new") -> Slot:
+    return Slot(uid, f"/user/{uid}", image, 1.0, State.POOLED, "", "http://10.9.9.9:8888")
+
+
+async def test_a_slot_chosen_for_removal_is_never_handed_out_meanwhile(orch: Orchestrator) -> None:
+    # refill removes a pooled slot of an old image; a spawn handled before that removal task runs
+    # must not get it (the visitor would be sent to a container about to be killed)
+    orch.pool.add(_pooled("stale", image="old"))
+    orch.refill_once()
+    assert orch.pool.take(2.0) is None
+    await asyncio.gather(*orch._tasks)
+    assert "stale" not in orch.pool.slots
+
+
+async def test_drain_claims_every_pooled_slot_before_removing_any(orch: Orchestrator) -> None:
+    for uid in ("a", "b"):
+        orch.pool.add(_pooled(uid))
+    drain = asyncio.ensure_future(orch.drain())
+    await asyncio.sleep(0)  # drain has chosen its slots; their removals have not run yet
+    assert orch.pool.take(2.0) is None
+    assert await drain == 2
+    assert orch.pool.slots == {}
