@@ -59,12 +59,6 @@ class Pool:
     def discard(self, user_id: str) -> None:
         self.slots.pop(user_id, None)
 
-    def by_container(self, container_id: str) -> Slot | None:
-        for slot in self.slots.values():
-            if slot.container_id and slot.container_id == container_id:
-                return slot
-        return None
-
     def in_state(self, *states: State) -> list[Slot]:
         return [s for s in self.slots.values() if s.state in states]
 
