@@ -40,6 +40,7 @@ REFILL_QUIET = 0.3
 REFILL_MAX_DEFER = 2.0
 BRIDGE_PORTS = 1024  # a Linux bridge holds at most 1024 ports (tmpnb#46): one per container
 CHP_WATCH_INTERVAL = 2.0  # how soon a CHP restart (routes lost) is noticed
+REMOVED_MEMORY = 600.0  # how long a removed user id is never re-adopted (a listing may predate it)
 
 
 class Full(Exception):
@@ -315,8 +316,7 @@ class Orchestrator:
             self.pool.discard(slot.user_id)
             self._removed[slot.user_id] = time.monotonic()
             if len(self._removed) > 10_000:
-                horizon = time.monotonic() - 600
-                self._removed = {k: t for k, t in self._removed.items() if t > horizon}
+                self._forget_old_removals()
             self.metrics.removed.labels(reason).inc()
             self.wake()
 
@@ -327,6 +327,10 @@ class Orchestrator:
             return None
         slot.state = State.REMOVING
         return self._spawn_task(self._unroute_and_remove(slot, reason), f"remove-{slot.user_id}")
+
+    def _forget_old_removals(self) -> None:
+        horizon = time.monotonic() - REMOVED_MEMORY
+        self._removed = {k: t for k, t in self._removed.items() if t > horizon}
 
     async def _unroute_and_remove(self, slot: Slot, reason: str) -> None:
         """Route first, then the container: a visitor never reaches a half-removed notebook."""
@@ -441,8 +445,7 @@ class Orchestrator:
         for user_id, target in plan.retarget.items():
             if user_id in self.pool.slots:
                 self.pool.slots[user_id].target = target
-        horizon = time.monotonic() - 600
-        self._removed = {k: t for k, t in self._removed.items() if t > horizon}
+        self._forget_old_removals()
         for info in plan.unroutable:
             log.warning(
                 "container %s of %s has no address on network %s: left alone (not adopted)",
