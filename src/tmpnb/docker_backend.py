@@ -186,7 +186,7 @@ class DockerBackend:
                 raise DockerError(f"removing {container_id[:12]}: {exc.message}") from exc
 
     async def events(self, instance: str) -> AsyncIterator[Mapping[str, Any]]:
-        """Container die/destroy/oom events of this instance, until the stream ends."""
+        """Container die and oom events of this instance, until the stream ends."""
         events = DockerEvents(self.docker)
         filters = {"type": ["container"], "label": [f"{LABEL_INSTANCE}={instance}"], "event": ["die", "oom"]}
         subscriber = events.subscribe(filters=json.dumps(filters))
