@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
+from tmpnb import ratelimit
 from tmpnb.ids import ID_BYTES, is_user_id, new_user_id
 from tmpnb.ratelimit import RateLimiter
 
@@ -30,9 +33,16 @@ def test_rate_limiter_sliding_window() -> None:
     assert rl.allowed("a", 2, 60.5)  # the first hit left the window
 
 
-def test_rate_limiter_memory_is_bounded() -> None:
+def test_rate_limiter_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     rl = RateLimiter()
     for i in range(1000):
         rl.record(f"10.0.{i // 256}.{i % 256}", 0.0)
     rl.prune(120.0)
     assert len(rl) == 0
+    # a flood of distinct addresses all within the window: the table never grows past MAX_CLIENTS
+    monkeypatch.setattr(ratelimit, "MAX_CLIENTS", 100)
+    for i in range(1000):
+        rl.record(f"10.1.{i // 256}.{i % 256}", 200.0 + i / 1000)
+        assert len(rl) <= 100
+    assert rl.allowed("10.1.0.1", 1, 201.0)  # among the oldest: forgotten
+    assert not rl.allowed("10.1.3.231", 1, 201.0)  # the last one recorded is remembered
