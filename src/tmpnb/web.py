@@ -99,9 +99,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.text and exc.text.startswith(f"{exc.status}:"):  # aiohttp's stock text
             resp = _error(request, exc.status, exc.reason)
-            for name in ("Allow",):
-                if name in exc.headers:
-                    resp.headers[name] = exc.headers[name]
+            if "Allow" in exc.headers:  # 405: which methods the path takes
+                resp.headers["Allow"] = exc.headers["Allow"]
             return resp
         raise
     except Exception:

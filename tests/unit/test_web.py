@@ -50,7 +50,9 @@ async def test_unknown_paths_and_methods(client: TestClient) -> None:
     assert (await client.get("/nope")).status == 404
     api = await client.get("/api/nope")
     assert api.status == 404 and (await api.json())["status"] == 404
-    assert (await client.get("/spawn")).status == 405
+    not_allowed = await client.get("/spawn")
+    assert not_allowed.status == 405
+    assert not_allowed.headers["Allow"] == "POST"
     assert (await client.post("/api/stats")).status == 405
     gone = await client.get("/user/AAAAAAAAAAAAAAAA/tree")
     assert gone.status == 404 and "gone" in await gone.text()
