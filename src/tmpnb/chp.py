@@ -41,11 +41,12 @@ class CHPClient:
         return f"{self.api_url}/api/routes{quote(path)}"
 
     async def _call(self, method: str, path: str = "", body: dict[str, Any] | None = None) -> Any:
+        """The JSON answer of a GET, else None; a route that is not there (GET, DELETE) is None."""
         try:
             async with self.session.request(method, self._url(path), json=body) as resp:
                 if resp.status == 403:
                     raise CHPError("CHP refused the admin token (403): check CONFIGPROXY_AUTH_TOKEN")
-                if method == "DELETE" and resp.status == 404:
+                if resp.status == 404 and path and method in ("GET", "DELETE"):
                     return None
                 if resp.status >= 400:
                     text = (await resp.text())[:200]
@@ -58,13 +59,7 @@ class CHPClient:
 
     async def has_route(self, path: str) -> bool:
         """Whether CHP has a route at ``path`` (one cheap call: the CHP-restart watch)."""
-        try:
-            async with self.session.get(self._url(path)) as resp:
-                if resp.status in (200, 404):
-                    return resp.status == 200
-                raise CHPError(f"CHP GET /api/routes{path} answered {resp.status}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise CHPError(f"CHP admin API at {self.api_url} unreachable: {exc!r}") from exc
+        return await self._call("GET", path) is not None
 
     async def get_routes(self) -> dict[str, Any]:
         routes = await self._call("GET")
