@@ -26,6 +26,9 @@ rm -f "$root"/etc/systemd/system/getty.target.wants/* \
       "$root"/lib/systemd/system/multi-user.target.wants/getty.target
 : >"$root/etc/machine-id"
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+# Empty package lists must not look fresh: apt's cache_valid_time reads the lists directory's
+# mtime, and an image built minutes ago would otherwise skip the first `apt-get update`.
+touch -d @0 "$root/var/lib/apt/lists"
 tar -C "$root" -c . | docker import \
   --change 'CMD ["/sbin/init"]' --change 'ENV container=docker' - "$IMAGE" >/dev/null
 echo "==> built $IMAGE"
