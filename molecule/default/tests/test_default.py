@@ -1,8 +1,10 @@
 """End-to-end proof of the whole cell converged by site.yml, through nginx.
 
-Requests go from this machine (the controller) to the test host's container IP on port 80:
-nginx -> CHP -> notebook container, with the orchestrator behind CHP's default route. Figures
-(time-to-notebook) are printed, never asserted.
+Requests go from this machine (the controller) the way a newcomer's browser goes after `make demo`:
+to the loopback port Docker published for the test host's port 80 (a non-default port, so Host and
+Origin carry a port), then nginx -> CHP -> notebook container, with the orchestrator behind CHP's
+default route. A few checks use the host's own address on port 80 too. Figures (time-to-notebook)
+are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import base64
 import json
 import re
+import subprocess
 import tempfile
 import time
 import uuid
@@ -36,6 +39,7 @@ class Visitor:
     """A browser-less visitor: a session (cookies) and the notebook path it was sent to."""
 
     session: requests.Session
+    site: str  # the site's URL the visitor used, e.g. http://127.0.0.1:32768 (also its Origin)
     user_path: str  # "/user/<id>/"
     landing: str  # the URL the spawn redirect pointed to
     seconds: float  # POST /spawn -> notebook page answered
@@ -50,6 +54,18 @@ def base_url(host) -> str:
     out = host.check_output("ip -4 -o addr show dev eth0")
     ip = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out).group(1)
     return f"http://{ip}"
+
+
+@pytest.fixture(scope="module")
+def site_url(host) -> str:
+    """The site as a browser on this machine opens it: the published loopback port (like make demo's)."""
+    out = subprocess.run(
+        ["docker", "port", host.backend.get_hostname(), "80/tcp"], capture_output=True, text=True, check=True
+    ).stdout
+    m = re.search(r"^127\.0\.0\.1:(\d+)$", out, re.M)
+    assert m, f"the test host publishes no loopback port for 80: {out!r}"
+    assert m.group(1) not in ("80", "443")
+    return f"http://127.0.0.1:{m.group(1)}"
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +124,12 @@ def spawn(host, base_url: str) -> Visitor:
     seconds = time.monotonic() - start
     assert page.status_code == 200, f"{location} answered {page.status_code}"
     assert "Jupyter" in page.text
-    return Visitor(session=s, user_path=m.group(1), landing=location, seconds=seconds)
+    return Visitor(session=s, site=base_url, user_path=m.group(1), landing=location, seconds=seconds)
 
 
 @pytest.fixture(scope="module")
-def visitor(host, base_url) -> Visitor:
-    v = spawn(host, base_url)
+def visitor(host, site_url) -> Visitor:
+    v = spawn(host, site_url)
     print(f"\n[figure] time-to-notebook (POST /spawn -> notebook page answered): {v.seconds:.3f} s")
     return v
 
@@ -228,90 +244,149 @@ def test_chp_admin_api_loopback_only_and_token_required(host, base_url, chp_toke
 # --- the visitor's path --------------------------------------------------------------------------
 
 
-def test_spawn_lands_on_a_notebook_through_nginx(host, base_url, visitor, chp_token):
+def test_spawn_lands_on_a_notebook_through_nginx(host, visitor, chp_token):
     assert visitor.landing.endswith(visitor.user_path + "tree"), visitor.landing
-    page = visitor.session.get(base_url + visitor.user_path + "api/status", timeout=TIMEOUT)
+    page = visitor.session.get(visitor.site + visitor.user_path + "api/status", timeout=TIMEOUT)
     assert page.status_code == 200 and "kernels" in page.json()
     name, _ = container_of(host, chp_token, visitor.user_path)
     image = host.check_output("docker inspect -f '{{.Config.Image}}' %s" % name)  # noqa: UP031
     assert image == GROUP_VARS["tmpnb_image"]
 
 
-def run_in_kernel(base_url: str, visitor: Visitor, code: str) -> str:
-    """Start a kernel over the notebook's REST API, run `code` over the kernel's websocket (both
-    through nginx -> CHP -> container) and return what it printed."""
-    s = visitor.session
-    s.get(base_url + visitor.user_path + "tree", timeout=TIMEOUT)  # sets the _xsrf cookie
-    xsrf = s.cookies.get("_xsrf", "")
-    res = s.post(
-        base_url + visitor.user_path + "api/kernels",
+def _xsrf(visitor: Visitor) -> str:
+    """The _xsrf cookie the tree page sets (what the notebook's JavaScript sends back)."""
+    visitor.session.get(visitor.site + visitor.user_path + "tree", timeout=TIMEOUT)
+    return visitor.session.cookies.get("_xsrf", "")
+
+
+def browser_headers(visitor: Visitor, origin: str | None = None) -> dict[str, str]:
+    """What a browser's fetch() from the notebook page sends: its Origin and the XSRF token."""
+    return {"Origin": origin or visitor.site, "X-XSRFToken": _xsrf(visitor)}
+
+
+def start_kernel(visitor: Visitor) -> str:
+    res = visitor.session.post(
+        visitor.site + visitor.user_path + "api/kernels",
         json={"name": "python3"},
-        headers={"X-XSRFToken": xsrf},
+        headers=browser_headers(visitor),
         timeout=TIMEOUT,
     )
     assert res.status_code == 201, f"starting a kernel answered {res.status_code}: {res.text[:300]}"
-    kernel_id = res.json()["id"]
-    ws_url = base_url.replace("http://", "ws://") + visitor.user_path + f"api/kernels/{kernel_id}/channels"
-    cookies = {c.name: c.value for c in s.cookies}
+    return res.json()["id"]
+
+
+def delete_kernel(visitor: Visitor, kernel_id: str) -> None:
+    visitor.session.delete(
+        visitor.site + visitor.user_path + f"api/kernels/{kernel_id}",
+        headers=browser_headers(visitor),
+        timeout=TIMEOUT,
+    )
+
+
+def execute_request(code: str, session_id: str, msg_id: str) -> dict:
+    return {
+        "header": {
+            "msg_id": msg_id,
+            "username": "test",
+            "session": session_id,
+            "msg_type": "execute_request",
+            "version": "5.3",
+            "date": "",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        },
+        "channel": "shell",
+        "buffers": [],
+    }
+
+
+async def read_output(ws: aiohttp.ClientWebSocketResponse, msg_id: str, seconds: float = 60) -> str:
+    """What the kernel printed for one execute_request, until it went idle."""
+    output = ""
+    async with asyncio.timeout(seconds):
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = json.loads(msg.data)
+            if data.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if data["msg_type"] == "stream":
+                output += data["content"]["text"]
+            elif data["msg_type"] == "error":
+                output += "\n".join(data["content"]["traceback"])
+            elif data["msg_type"] == "status" and data["content"]["execution_state"] == "idle":
+                return output
+    raise AssertionError("websocket closed before the kernel went idle")
+
+
+def execute(visitor: Visitor, kernel_id: str, code: str, origin: str | None = None) -> str:
+    """Run `code` in a kernel over its websocket, opened as a browser opens it (with the page's
+    Origin) through nginx -> CHP -> container, and return what it printed."""
+    ws_url = f"{visitor.site.replace('http://', 'ws://')}{visitor.user_path}api/kernels/{kernel_id}/channels"
+    cookies = {c.name: c.value for c in visitor.session.cookies}
 
     async def run() -> str:
-        session_id = uuid.uuid4().hex
-        msg_id = uuid.uuid4().hex
-        request = {
-            "header": {
-                "msg_id": msg_id,
-                "username": "test",
-                "session": session_id,
-                "msg_type": "execute_request",
-                "version": "5.3",
-                "date": "",
-            },
-            "parent_header": {},
-            "metadata": {},
-            "content": {
-                "code": code,
-                "silent": False,
-                "store_history": False,
-                "user_expressions": {},
-                "allow_stdin": False,
-                "stop_on_error": True,
-            },
-            "channel": "shell",
-            "buffers": [],
-        }
+        session_id, msg_id = uuid.uuid4().hex, uuid.uuid4().hex
         async with (
             aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), cookies=cookies) as client,
-            client.ws_connect(ws_url + f"?session_id={session_id}") as ws,
+            client.ws_connect(
+                ws_url + f"?session_id={session_id}", headers={"Origin": origin or visitor.site}
+            ) as ws,
         ):
-            await ws.send_json(request)
-            output = ""
-            async with asyncio.timeout(60):
-                async for msg in ws:
-                    if msg.type != aiohttp.WSMsgType.TEXT:
-                        continue
-                    data = json.loads(msg.data)
-                    if data.get("parent_header", {}).get("msg_id") != msg_id:
-                        continue
-                    if data["msg_type"] == "stream":
-                        output += data["content"]["text"]
-                    elif data["msg_type"] == "error":
-                        output += "\n".join(data["content"]["traceback"])
-                    elif data["msg_type"] == "status" and data["content"]["execution_state"] == "idle":
-                        return output
-        raise AssertionError("websocket closed before the kernel went idle")
+            await ws.send_json(execute_request(code, session_id, msg_id))
+            return await read_output(ws, msg_id)
 
+    return asyncio.run(run())
+
+
+def run_in_kernel(visitor: Visitor, code: str) -> str:
+    """Start a kernel over the notebook's REST API, run `code` over its websocket, delete it."""
+    kernel_id = start_kernel(visitor)
     try:
-        return asyncio.run(run())
+        return execute(visitor, kernel_id, code)
     finally:
-        s.delete(
-            base_url + visitor.user_path + f"api/kernels/{kernel_id}",
-            headers={"X-XSRFToken": xsrf},
-            timeout=TIMEOUT,
-        )
+        delete_kernel(visitor, kernel_id)
 
 
-def test_kernel_runs_code_over_websocket_through_the_chain(base_url, visitor):
-    assert run_in_kernel(base_url, visitor, "print(6*7)") == "42\n"
+def test_kernel_runs_code_over_websocket_through_the_chain(visitor):
+    assert run_in_kernel(visitor, "print(6*7)") == "42\n"
+
+
+def test_kernel_websocket_from_a_foreign_origin_is_refused(visitor):
+    """The notebook server's own cross-origin protection stays on through the chain."""
+    kernel_id = start_kernel(visitor)
+    try:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+            execute(visitor, kernel_id, "print(1)", origin="http://evil.example")
+        assert err.value.status == 403, err.value
+    finally:
+        delete_kernel(visitor, kernel_id)
+
+
+def test_api_write_with_the_browsers_origin_succeeds(visitor):
+    """POST api/contents (New -> Notebook) as the browser sends it, through the published port."""
+    url = visitor.site + visitor.user_path + "api/contents"
+    new = {"type": "notebook"}
+    res = visitor.session.post(url, json=new, headers=browser_headers(visitor), timeout=TIMEOUT)
+    assert res.status_code == 201, f"creating a notebook answered {res.status_code}: {res.text[:300]}"
+    path = res.json()["path"]
+    listed = visitor.session.get(url, timeout=TIMEOUT).json()
+    assert path in [item["path"] for item in listed["content"]]
+    # The same write from a foreign page is refused, and creates nothing.
+    evil = visitor.session.post(
+        url, json=new, headers=browser_headers(visitor, "http://evil.example"), timeout=TIMEOUT
+    )
+    assert evil.status_code in (403, 404), f"a cross-origin write answered {evil.status_code}"
+    after = visitor.session.get(url, timeout=TIMEOUT).json()
+    assert len(after["content"]) == len(listed["content"])
 
 
 def _chp_pid(host) -> str:
@@ -344,8 +419,8 @@ def test_static_file_served_by_nginx_from_the_image_copy_without_chp(host, base_
     assert again.status_code == 200
 
 
-def test_two_visitors_get_isolated_containers(host, base_url, visitor, chp_token):
-    other = spawn(host, base_url)
+def test_two_visitors_get_isolated_containers(host, site_url, visitor, chp_token):
+    other = spawn(host, site_url)
     print(f"\n[figure] time-to-notebook, second visitor: {other.seconds:.3f} s")
     assert other.user_path != visitor.user_path
     name_a, ip_a = container_of(host, chp_token, visitor.user_path)
@@ -366,7 +441,7 @@ def test_two_visitors_get_isolated_containers(host, base_url, visitor, chp_token
         "    print('BLOCKED', type(exc).__name__)\n"
     )
     for who, target in ((visitor, ip_b), (other, ip_a)):
-        out = run_in_kernel(base_url, who, connect.format(ip=target, port=port))
+        out = run_in_kernel(who, connect.format(ip=target, port=port))
         assert out.startswith("BLOCKED"), f"{who.user_path} reached {target}:{port}: {out}"
 
 
@@ -402,7 +477,7 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
-def test_browser_lands_in_notebook_and_runs_code(host, base_url, browser):
+def test_browser_lands_in_notebook_and_runs_code(host, site_url, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -412,7 +487,7 @@ def test_browser_lands_in_notebook_and_runs_code(host, base_url, browser):
     wait_for_pool(host)
     wait = WebDriverWait(browser, 60)
     start = time.monotonic()
-    browser.get(base_url + "/")  # the page posts the spawn form by itself
+    browser.get(site_url + "/")  # the page posts the spawn form by itself, as after `make demo`
     wait.until(lambda d: re.search(r"/user/[^/]+/tree", d.current_url))
     new = wait.until(ec.element_to_be_clickable((By.ID, "new-dropdown-button")))
     print(f"\n[figure] browser: open site -> notebook UI ready: {time.monotonic() - start:.3f} s")

@@ -77,11 +77,20 @@ def test_file_not_in_the_copy_falls_back_to_chp(host) -> None:
 
 
 def test_other_paths_reach_chp_with_forwarding_headers(host) -> None:
-    headers = _fetch(host, f"{BASE}/api/kernels", "/tmp/proxied", "-H 'Host: notebooks.example.org'")
+    # A site reached on a non-default port (a demo on :8080, a front on :8443): Host keeps its port
+    # and Origin passes untouched, so the notebook server's Origin == Host check holds.
+    headers = _fetch(
+        host,
+        f"{BASE}/api/kernels",
+        "/tmp/proxied",
+        "-H 'Host: notebooks.example.org:8443'",
+        "-H 'Origin: https://notebooks.example.org:8443'",
+    )
     assert headers.get("x-fake-chp") == "fake-chp"
     seen = json.loads(host.file("/tmp/proxied").content_string)
     assert seen["path"] == "/user/abc123/api/kernels"
-    assert seen["headers"]["host"] == "notebooks.example.org"
+    assert seen["headers"]["host"] == "notebooks.example.org:8443"
+    assert seen["headers"]["origin"] == "https://notebooks.example.org:8443"
     assert seen["headers"]["x-real-ip"] == "127.0.0.1"
     assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
     assert seen["headers"]["x-forwarded-proto"] == "https"
@@ -93,7 +102,8 @@ WEBSOCKET_CLIENT = r"""
 import json, socket, ssl
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", 443), timeout=10))
-s.sendall(b"GET /user/abc123/api/kernels/k1/channels HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+s.sendall(b"GET /user/abc123/api/kernels/k1/channels HTTP/1.1\r\nHost: 127.0.0.1:8443\r\n"
+          b"Origin: https://127.0.0.1:8443\r\n"
           b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
 head = b""
@@ -115,6 +125,8 @@ def test_websocket_upgrade_is_tunnelled_to_chp(host) -> None:
     assert out["seen"]["upgrade"] == "websocket"
     assert out["seen"]["connection"].lower() == "upgrade"
     assert out["seen"]["x-forwarded-for"] == "127.0.0.1"
+    assert out["seen"]["host"] == "127.0.0.1:8443", "the Host's port was dropped on the websocket"
+    assert out["seen"]["origin"] == "https://127.0.0.1:8443"
     assert out["echo"] == "tunnel-echo-123", "bytes after the upgrade did not go through nginx both ways"
 
 
