@@ -192,6 +192,11 @@ def _link_target(member_path: str, linkname: str) -> str:
     return posixpath.normpath(posixpath.join(posixpath.dirname(member_path), linkname))
 
 
+def _within(path: str, ancestor: str) -> bool:
+    """PATH is ANCESTOR or below it (`/` is an ancestor of every path: `"/" + "/"` matches none)."""
+    return ancestor == "/" or path == ancestor or path.startswith(ancestor + "/")
+
+
 def copy_tree(
     cid: str,
     path_in_image: str,
@@ -225,7 +230,7 @@ def copy_tree(
             member_path = f"{path_in_image}/{rel.as_posix()}" if rel else path_in_image
             member_real = f"{real}/{rel.as_posix()}" if rel else real
             points_to = _link_target(member_real, member.linkname)
-            if member_real.startswith(points_to + "/"):  # a link to one of its own parents
+            if _within(member_real, points_to):  # a link to itself or one of its parents (or /)
                 copy.loops.append(dest_rel.as_posix())
             else:
                 links.append((dest_rel, member_path, points_to))
@@ -240,7 +245,7 @@ def copy_tree(
         shutil.copy2(copy.root / source, copy.root / dest_rel)
         copy.files[dest_rel.as_posix()] = copy.files[source.as_posix()]
     for dest_rel, member_path, points_to in links:
-        if len(chain) > MAX_LINK_DEPTH or any(c == points_to or c.startswith(points_to + "/") for c in chain):
+        if len(chain) > MAX_LINK_DEPTH or any(_within(c, points_to) for c in chain):
             copy.loops.append(dest_rel.as_posix())
             continue
         try:
