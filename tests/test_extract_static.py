@@ -364,3 +364,14 @@ def test_link_to_root_is_a_loop_and_etc_shadow_is_never_copied(tmp_path: Path) -
         assert result["looping_links"] == ["root", "sub/up4"]
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+
+
+@pytest.mark.parametrize(("option", "value"), [("--max-files", "2"), ("--max-bytes", "1000")])
+def test_caps_are_clear_errors_and_switch_nothing(
+    images: dict[str, str], tmp_path: Path, option: str, value: str
+) -> None:
+    dest = tmp_path / "d"
+    proc = run("--image", images["v1"], "--path-in-image", STATIC, "--dest", str(dest), option, value)
+    assert proc.returncode == 1
+    assert f"raise {option}" in proc.stderr
+    assert [p.name for p in dest.iterdir()] == [".lock"], "a capped extraction left files or current"
