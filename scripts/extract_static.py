@@ -138,6 +138,17 @@ class Copy:
     unresolved: list[str] = field(default_factory=list)
     loops: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    max_files: int = 100_000
+    max_bytes: int = 1 << 30
+    total_bytes: int = 0
+
+    def add(self, rel: str, size: int) -> None:
+        """Count one more file of SIZE bytes; a clear error past --max-files or --max-bytes."""
+        if len(self.files) + 1 > self.max_files:
+            raise ExtractError(f"more than {self.max_files} files to copy (at {rel}): raise --max-files")
+        if self.total_bytes + size > self.max_bytes:
+            raise ExtractError(f"more than {self.max_bytes} bytes to copy (at {rel}): raise --max-bytes")
+        self.total_bytes += size
 
 
 def _relative(name: str) -> PurePosixPath | None:
@@ -192,6 +203,11 @@ def _link_target(member_path: str, linkname: str) -> str:
     return posixpath.normpath(posixpath.join(posixpath.dirname(member_path), linkname))
 
 
+def _within(path: str, ancestor: str) -> bool:
+    """PATH is ANCESTOR or below it (`/` is an ancestor of every path: `"/" + "/"` matches none)."""
+    return ancestor == "/" or path == ancestor or path.startswith(ancestor + "/")
+
+
 def copy_tree(
     cid: str,
     path_in_image: str,
@@ -218,6 +234,7 @@ def copy_tree(
             target.mkdir(parents=True, exist_ok=True)
             target.chmod(0o755)
         elif member.isreg():
+            copy.add(dest_rel.as_posix(), member.size)
             src = tar.extractfile(member)
             assert src is not None
             copy.files[dest_rel.as_posix()] = _write_file(src, target, member.mtime)
@@ -225,7 +242,7 @@ def copy_tree(
             member_path = f"{path_in_image}/{rel.as_posix()}" if rel else path_in_image
             member_real = f"{real}/{rel.as_posix()}" if rel else real
             points_to = _link_target(member_real, member.linkname)
-            if member_real.startswith(points_to + "/"):  # a link to one of its own parents
+            if _within(member_real, points_to):  # a link to itself or one of its parents (or /)
                 copy.loops.append(dest_rel.as_posix())
             else:
                 links.append((dest_rel, member_path, points_to))
@@ -237,10 +254,11 @@ def copy_tree(
         else:
             copy.skipped.append(dest_rel.as_posix())
     for dest_rel, source in hardlinks:
+        copy.add(dest_rel.as_posix(), copy.files[source.as_posix()][0])
         shutil.copy2(copy.root / source, copy.root / dest_rel)
         copy.files[dest_rel.as_posix()] = copy.files[source.as_posix()]
     for dest_rel, member_path, points_to in links:
-        if len(chain) > MAX_LINK_DEPTH or any(c == points_to or c.startswith(points_to + "/") for c in chain):
+        if len(chain) > MAX_LINK_DEPTH or any(_within(c, points_to) for c in chain):
             copy.loops.append(dest_rel.as_posix())
             continue
         try:
@@ -275,13 +293,13 @@ def is_complete(directory: Path, full_id: str) -> bool:
     return True
 
 
-def extract(image: str, full_id: str, path_in_image: str, dest: Path) -> Copy:
+def extract(image: str, full_id: str, path_in_image: str, dest: Path, max_files: int, max_bytes: int) -> Copy:
     """Write the image's copy into a temporary directory and rename it to DEST/<id>."""
     name = full_id.removeprefix("sha256:")
     tmp = dest / f".tmp-{name[:12]}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / FILES).mkdir(parents=True)
-    copy = Copy(root=tmp / FILES)
+    copy = Copy(root=tmp / FILES, max_files=max_files, max_bytes=max_bytes)
     try:
         with created_container(image) as cid:
             try:
@@ -423,7 +441,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 stale.unlink(missing_ok=True)
         if not is_complete(dest / name, full_id):
-            copy = extract(args.image, full_id, args.path_in_image, dest)
+            copy = extract(args.image, full_id, args.path_in_image, dest, args.max_files, args.max_bytes)
             result["extracted"] = True
             result["files"] = len(copy.files)
             result["bytes"] = sum(size for size, _ in copy.files.values())
@@ -475,10 +493,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also keep the copy of every image that a container on this engine was created from",
     )
+    parser.add_argument(
+        "--max-files", type=int, default=100_000, metavar="N", help="most files to copy (default 100000)"
+    )
+    parser.add_argument(
+        "--max-bytes", type=int, default=1 << 30, metavar="N", help="most bytes to copy (default 1 GiB)"
+    )
     parser.add_argument("--check", action="store_true", help="say what would change; change nothing")
     args = parser.parse_args(argv)
     if args.keep < 0:
         parser.error(f"--keep must be 0 or more, got {args.keep}")
+    if args.max_files < 1 or args.max_bytes < 1:
+        parser.error("--max-files and --max-bytes must be 1 or more")
     if not args.image.strip():
         parser.error("--image must not be empty")
     return args

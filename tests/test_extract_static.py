@@ -345,3 +345,33 @@ def test_copy_of_the_notebook_image_matches_what_the_server_serves(
             assert served == (files / rel).read_bytes(), f"static/{rel} differs from the copy"
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+def test_link_to_root_is_a_loop_and_etc_shadow_is_never_copied(tmp_path: Path) -> None:
+    """A link to `/` used to be followed (`"/" + "/"` matched no path): the image's whole root,
+    /etc/shadow included, landed in the tree nginx serves. Now it is a loop, left out and reported."""
+    tag = f"{TAG}-root-link"
+    dockerfile = (
+        f"FROM {BASE}\nRUN mkdir -p {STATIC}/sub && echo hi > {STATIC}/index.html"
+        f" && ln -s / {STATIC}/root && ln -s ../../../.. {STATIC}/sub/up4\n"
+    )
+    _build(tmp_path / "ctx", tag, dockerfile, {})
+    try:
+        result = extract(tag, tmp_path / "static")
+        files = tmp_path / "static" / "current" / "files"
+        assert tree(files) == {"index.html": b"hi\n"}
+        assert not list(files.rglob("shadow"))
+        assert result["looping_links"] == ["root", "sub/up4"]
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+
+
+@pytest.mark.parametrize(("option", "value"), [("--max-files", "2"), ("--max-bytes", "1000")])
+def test_caps_are_clear_errors_and_switch_nothing(
+    images: dict[str, str], tmp_path: Path, option: str, value: str
+) -> None:
+    dest = tmp_path / "d"
+    proc = run("--image", images["v1"], "--path-in-image", STATIC, "--dest", str(dest), option, value)
+    assert proc.returncode == 1
+    assert f"raise {option}" in proc.stderr
+    assert [p.name for p in dest.iterdir()] == [".lock"], "a capped extraction left files or current"
