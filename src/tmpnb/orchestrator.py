@@ -262,7 +262,7 @@ class Orchestrator:
         except asyncio.CancelledError:
             await self._discard_failed(slot, "stopping")
             raise
-        except (DockerError, CHPError, BootError, OSError) as exc:
+        except Exception as exc:  # any failure frees the slot, or the pool never refills
             self.metrics.failures.labels(stage).inc()
             self._boot_failures += 1
             delay = min(MAX_BACKOFF, 0.5 * 2 ** min(self._boot_failures, 10))

@@ -46,3 +46,18 @@ async def test_drain_claims_every_pooled_slot_before_removing_any(orch: Orchestr
     assert orch.pool.take(2.0) is None
     assert await drain == 2
     assert orch.pool.slots == {}
+
+
+async def test_a_boot_failing_with_an_unlisted_error_frees_its_slot(orch: Orchestrator) -> None:
+    # a fault fake: the backend raises an error _boot did not list (ValueError); the slot must be
+    # discarded and counted, never left `starting` (the pool would never refill)
+    async def broken(*args: object) -> None:
+        raise ValueError("bad answer from the engine")
+
+    orch.docker.create_and_start = broken  # type: ignore[method-assign]
+    slot = Slot("u1", "/user/u1", "new", 1.0, State.STARTING, "", "")
+    orch.pool.add(slot)
+    await orch._boot(slot, orch.config)
+    assert "u1" not in orch.pool.slots
+    assert orch._boot_failures == 1
+    assert orch.metrics.failures.labels("create")._value.get() == 1
