@@ -221,7 +221,12 @@ def test_a_docker_restart_applies_the_rules_again(host):
     host.run_expect([0], "iptables -D DOCKER-USER -i tmpnb-+ -j TMPNB-EGRESS")
     assert host.run("/usr/local/sbin/tmpnb-firewall check").rc == 1
     host.run_expect([0], "systemctl restart docker.service")
-    assert host.run("/usr/local/sbin/tmpnb-firewall check").rc == 0
+    # `systemctl restart docker` returns once docker is up; the restart PartOf= propagates to
+    # tmpnb-firewall.service is a job of its own that may still be running: wait for it (bounded).
+    checked = host.run(
+        "for i in $(seq 60); do /usr/local/sbin/tmpnb-firewall check && exit 0; sleep 0.5; done; exit 1"
+    )
+    assert checked.rc == 0, checked.stdout + checked.stderr
     assert (
         host.check_output("iptables -S DOCKER-USER").splitlines()[1]
         == "-A DOCKER-USER -i tmpnb-+ -j TMPNB-EGRESS"
