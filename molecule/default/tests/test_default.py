@@ -26,6 +26,8 @@ import pytest
 import requests
 import yaml
 
+from tmpnb.crowd.messages import execute_request
+
 ROOT = Path(__file__).resolve().parents[3]
 GROUP_VARS = yaml.safe_load((ROOT / "inventories/local/group_vars/tmpnb.yml").read_text())
 STATIC_IN_IMAGE = "/usr/lib/python3/dist-packages/notebook/static"
@@ -283,31 +285,6 @@ def delete_kernel(visitor: Visitor, kernel_id: str) -> None:
     )
 
 
-def execute_request(code: str, session_id: str, msg_id: str) -> dict:
-    return {
-        "header": {
-            "msg_id": msg_id,
-            "username": "test",
-            "session": session_id,
-            "msg_type": "execute_request",
-            "version": "5.3",
-            "date": "",
-        },
-        "parent_header": {},
-        "metadata": {},
-        "content": {
-            "code": code,
-            "silent": False,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        },
-        "channel": "shell",
-        "buffers": [],
-    }
-
-
 async def read_output(ws: aiohttp.ClientWebSocketResponse, msg_id: str, seconds: float = 60) -> str:
     """What the kernel printed for one execute_request, until it went idle."""
     output = ""
@@ -334,15 +311,16 @@ def execute(visitor: Visitor, kernel_id: str, code: str, origin: str | None = No
     cookies = {c.name: c.value for c in visitor.session.cookies}
 
     async def run() -> str:
-        session_id, msg_id = uuid.uuid4().hex, uuid.uuid4().hex
+        session_id = uuid.uuid4().hex
+        request = execute_request(code, session_id, username="test")
         async with (
             aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), cookies=cookies) as client,
             client.ws_connect(
                 ws_url + f"?session_id={session_id}", headers={"Origin": origin or visitor.site}
             ) as ws,
         ):
-            await ws.send_json(execute_request(code, session_id, msg_id))
-            return await read_output(ws, msg_id)
+            await ws.send_json(request)
+            return await read_output(ws, request["header"]["msg_id"])
 
     return asyncio.run(run())
 
