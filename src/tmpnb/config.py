@@ -34,6 +34,8 @@ PLACEHOLDERS = frozenset({"base_path", "port", "user_id"})
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 NETWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 USER_RE = re.compile(r"^([a-z_][a-z0-9_-]{0,31}|[0-9]+)(:([a-z_][a-z0-9_-]{0,31}|[0-9]+))?$")
+CONTAINER_TMPFS = ("/tmp", "/dev/shm")  # noqa: S108 - paths inside the notebook container
+NUMERIC_USER_RE = re.compile(r"^[0-9]+:[0-9]+$")
 PATH_SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
 CLIENT_HEADERS = ("", "X-Real-IP", "X-Forwarded-For")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -61,6 +63,10 @@ class Config:
     mem_limit_mb: int = 512
     cpu_shares: int = 1024
     pids_limit: int = 256
+    home_path: str = "/home/jovyan"
+    home_size_mb: int = 128
+    tmp_size_mb: int = 32
+    shm_size_mb: int = 32
     pool_size: int = 4
     capacity: int = 16
     max_concurrent_starts: int = 4
@@ -111,6 +117,10 @@ RELOADABLE = frozenset(
         "mem_limit_mb",
         "cpu_shares",
         "pids_limit",
+        "home_path",
+        "home_size_mb",
+        "tmp_size_mb",
+        "shm_size_mb",
         "pool_size",
         "capacity",
         "max_concurrent_starts",
@@ -187,6 +197,31 @@ def _command(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _disk(v: Mapping[str, Any], user: str, mem_limit_mb: int) -> dict[str, Any]:
+    """A visitor's writable space: tmpfs at home_path and /tmp and /dev/shm, all in the memory slice."""
+    out: dict[str, Any] = {}
+    home = _str("home_path", v["home_path"]).rstrip("/")
+    if not home.startswith("/") or home in CONTAINER_TMPFS or ".." in home.split("/"):
+        raise ConfigError(f"home_path: expected an absolute directory such as '/home/jovyan', got {home!r}")
+    if not all(PATH_SEGMENT_RE.match(s) for s in home[1:].split("/")):
+        raise ConfigError(f"home_path: expected an absolute directory such as '/home/jovyan', got {home!r}")
+    out["home_path"] = home
+    for name in ("home_size_mb", "tmp_size_mb", "shm_size_mb"):
+        out[name] = _int(name, v[name], 1, 1024 * 1024)
+    total = out["home_size_mb"] + out["tmp_size_mb"] + out["shm_size_mb"]
+    if total >= mem_limit_mb:
+        raise ConfigError(
+            f"home_size_mb + tmp_size_mb + shm_size_mb = {total} MB must be less than mem_limit_mb = "
+            f"{mem_limit_mb} MB: files in these tmpfs mounts are held in the container's memory slice"
+        )
+    if not NUMERIC_USER_RE.match(user):
+        raise ConfigError(
+            f"container_user: expected numeric 'uid:gid' (e.g. '1000:1000'), got {user!r}: the home "
+            "directory is a tmpfs mounted with that owner"
+        )
+    return out
+
+
 def _validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(raw) - set(FILE_FIELDS))
     if unknown:
@@ -232,6 +267,7 @@ def _validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     out["mem_limit_mb"] = _int("mem_limit_mb", v["mem_limit_mb"], 32, 1024 * 1024)
     out["cpu_shares"] = _int("cpu_shares", v["cpu_shares"], 2, 262144)
     out["pids_limit"] = _int("pids_limit", v["pids_limit"], 16, 4194304)
+    out.update(_disk(v, user, out["mem_limit_mb"]))
     out["capacity"] = _int("capacity", v["capacity"], 1, 100000)
     out["pool_size"] = _int("pool_size", v["pool_size"], 0, out["capacity"])
     out["max_concurrent_starts"] = _int("max_concurrent_starts", v["max_concurrent_starts"], 1, 1000)

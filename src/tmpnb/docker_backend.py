@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -9,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiodocker
+import aiohttp
 from aiodocker.docker import DockerEvents
 
 from tmpnb.config import Config
@@ -26,10 +30,56 @@ from tmpnb.reconcile import (
 log = logging.getLogger("tmpnb.docker")
 
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+BRIDGE_PREFIX = "tmpnb-"  # the egress firewall matches `-i tmpnb-+`
+# Every Docker call is bounded (a hung dockerd must not hang the orchestrator): metadata calls
+# (inspect, list, ping) get DOCKER_TIMEOUT, container create/start/remove DOCKER_SLOW_TIMEOUT (a
+# busy engine is slow to start containers), /healthz's ping PING_TIMEOUT. The event stream has no
+# total timeout (it is meant to last), only DOCKER_CONNECT_TIMEOUT for reaching the socket.
+DOCKER_TIMEOUT = 10.0
+DOCKER_SLOW_TIMEOUT = 60.0
+DOCKER_CONNECT_TIMEOUT = 5.0
+PING_TIMEOUT = 3.0
+CONTAINER_TMP = "/tmp"  # noqa: S108 - the notebook container's /tmp, a tmpfs of its own
+
+
+def bridge_name(network: str) -> str:
+    """The Linux bridge of a network tmpnb creates: "tmpnb-" + 8 hex digits of sha256(network name),
+    14 characters (under IFNAMSIZ, 16). Deterministic, so a firewall rule can match `tmpnb-+`."""
+    return BRIDGE_PREFIX + hashlib.sha256(network.encode()).hexdigest()[:8]
+
+
+def network_problem(name: str, info: Mapping[str, Any]) -> str | None:
+    """Why an existing network must not carry notebooks (None when it is fit): inter-container
+    traffic on (notebooks have no token: one could drive another), or a bridge the firewall does
+    not cover."""
+    options = info.get("Options") or {}
+    fix = (
+        f"remove it while no notebook runs on it (`docker network rm {name}`) and tmpnb recreates it, "
+        f"or create it with -o {ICC_OPTION}=false -o {BRIDGE_NAME_OPTION}={bridge_name(name)}"
+    )
+    if info.get("Driver") not in (None, "bridge"):
+        return f"network {name} uses driver {info.get('Driver')!r}, not bridge: refusing it; {fix}"
+    if options.get(ICC_OPTION, "true") != "false":
+        return (
+            f"network {name} has inter-container traffic ON ({ICC_OPTION} is not false): any notebook "
+            f"could reach another; refusing to start containers on it; {fix}"
+        )
+    if not str(options.get(BRIDGE_NAME_OPTION, "")).startswith(BRIDGE_PREFIX):
+        return (
+            f"network {name} has bridge name {options.get(BRIDGE_NAME_OPTION) or '(docker default)'!r}, "
+            f"not {BRIDGE_PREFIX}*: the egress firewall (matching {BRIDGE_PREFIX}+) would not cover it; "
+            f"refusing to start containers on it; {fix}"
+        )
+    return None
 
 
 class DockerError(RuntimeError):
     """A Docker call failed; the message says which and why."""
+
+
+class NetworkRefused(DockerError):
+    """The notebooks' network exists but is not isolated: no container may start on it."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +94,10 @@ def container_name(instance: str, user_id: str) -> str:
 
 def container_spec(config: Config, user_id: str, created: float) -> dict[str, Any]:
     """The create body: non-root, no capabilities, no new privileges, bounded memory/pids/CPU share,
-    on the dedicated network, no published ports (CHP routes to the container's address)."""
+    read-only root with size-bounded tmpfs for home, /tmp and /dev/shm, on the dedicated network,
+    no published ports (CHP routes to the container's address)."""
     memory = config.mem_limit_mb * 1024 * 1024
+    uid, gid = config.container_user.split(":")
     return {
         "Image": config.image,
         "Cmd": config.render_command(user_id),
@@ -58,7 +110,12 @@ def container_spec(config: Config, user_id: str, created: float) -> dict[str, An
             LABEL_IMAGE: config.image,
             LABEL_PORT: str(config.container_port),
         },
-        "Env": [f"TMPNB_BASE_PATH={config.base_path(user_id)}", f"TMPNB_PORT={config.container_port}"],
+        "Env": [
+            f"TMPNB_BASE_PATH={config.base_path(user_id)}",
+            f"TMPNB_PORT={config.container_port}",
+            f"HOME={config.home_path}",
+        ],
+        "WorkingDir": config.home_path,
         "HostConfig": {
             "Memory": memory,
             "MemorySwap": memory,  # swap limit = the memory limit: no swap beyond the slice
@@ -69,20 +126,53 @@ def container_spec(config: Config, user_id: str, created: float) -> dict[str, An
             "NetworkMode": config.network_name,
             "RestartPolicy": {"Name": "no"},
             "Init": True,
+            # Disk: nothing writable but three tmpfs mounts bounded in size, whose pages count in
+            # the memory slice; the image's root filesystem is read-only, so /var/lib/docker never
+            # grows with what a visitor writes. exec: pip-installed extensions must load.
+            "ReadonlyRootfs": True,
+            "Tmpfs": {
+                config.home_path: f"size={config.home_size_mb}m,uid={uid},gid={gid},mode=0700,exec",
+                CONTAINER_TMP: f"size={config.tmp_size_mb}m,mode=1777,exec",
+            },
+            "ShmSize": config.shm_size_mb * 1024 * 1024,
         },
         "NetworkingConfig": {"EndpointsConfig": {config.network_name: {}}},
     }
 
 
+@contextlib.asynccontextmanager
+async def bounded(what: str, seconds: float) -> AsyncIterator[None]:
+    """A Docker call that takes longer than `seconds`, or whose connection fails, is a DockerError."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        raise DockerError(f"{what}: no answer from the Docker engine within {seconds:g}s (hung?)") from exc
+    except aiohttp.ClientError as exc:
+        raise DockerError(f"{what}: {exc}") from exc
+
+
 class DockerBackend:
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = DOCKER_TIMEOUT,
+        slow_timeout: float = DOCKER_SLOW_TIMEOUT,
+        ping_timeout: float = PING_TIMEOUT,
+    ) -> None:
         self.url = url
+        self.timeout = timeout
+        self.slow_timeout = slow_timeout
+        self.ping_timeout = ping_timeout
         self._docker: aiodocker.Docker | None = None
 
     @property
     def docker(self) -> aiodocker.Docker:
         if self._docker is None:
-            self._docker = aiodocker.Docker(url=self.url)
+            # No total timeout at this level (the event stream must last); each call is bounded below.
+            self._docker = aiodocker.Docker(
+                url=self.url, timeout=aiohttp.ClientTimeout(total=None, sock_connect=DOCKER_CONNECT_TIMEOUT)
+            )
         return self._docker
 
     async def close(self) -> None:
@@ -92,46 +182,47 @@ class DockerBackend:
 
     async def ping(self) -> bool:
         try:
-            await self.docker.version()
-        except (TimeoutError, aiodocker.DockerError, OSError) as exc:
+            async with bounded("ping", self.ping_timeout):
+                await self.docker.version()
+        except (DockerError, aiodocker.DockerError, OSError) as exc:
             log.warning("docker unreachable at %s: %s", self.url, exc)
             return False
         return True
 
     async def ensure_network(self, name: str, instance: str) -> None:
-        """Create the dedicated bridge network with inter-container traffic off, if missing."""
+        """Create the dedicated bridge network (inter-container traffic off, bridge named by
+        `bridge_name`) if missing; refuse (NetworkRefused) an existing one that is not like that."""
         try:
-            info = await (await self.docker.networks.get(name)).show()
+            async with bounded(f"inspecting network {name}", self.timeout):
+                info = await (await self.docker.networks.get(name)).show()
         except aiodocker.DockerError as exc:
             if exc.status != 404:
                 raise DockerError(f"inspecting network {name}: {exc.message}") from exc
         else:
-            if (info.get("Options") or {}).get(ICC_OPTION, "true") != "false":
-                log.warning(
-                    "network %s exists with inter-container traffic ON (%s not false); "
-                    "remove it so tmpnb recreates it isolated",
-                    name,
-                    ICC_OPTION,
-                )
+            problem = network_problem(name, info)
+            if problem:
+                raise NetworkRefused(problem)
             return
         try:
-            await self.docker.networks.create(
-                {
-                    "Name": name,
-                    "Driver": "bridge",
-                    "CheckDuplicate": True,
-                    "Options": {ICC_OPTION: "false"},
-                    "Labels": {LABEL_INSTANCE: instance},
-                }
-            )
-            log.info("network created: %s (inter-container traffic off)", name)
+            async with bounded(f"creating network {name}", self.timeout):
+                await self.docker.networks.create(
+                    {
+                        "Name": name,
+                        "Driver": "bridge",
+                        "CheckDuplicate": True,
+                        "Options": {ICC_OPTION: "false", BRIDGE_NAME_OPTION: bridge_name(name)},
+                        "Labels": {LABEL_INSTANCE: instance},
+                    }
+                )
+            log.info("network created: %s (bridge %s, inter-container traffic off)", name, bridge_name(name))
         except aiodocker.DockerError as exc:
-            if exc.status != 409:  # created by someone else meanwhile
+            if exc.status != 409:  # created by someone else meanwhile: checked on the next pass
                 raise DockerError(f"creating network {name}: {exc.message}") from exc
 
     async def image_exists(self, image: str) -> bool:
         try:
-            await self.docker.images.inspect(image)
+            async with bounded(f"inspecting image {image}", self.timeout):
+                await self.docker.images.inspect(image)
         except aiodocker.DockerError as exc:
             if exc.status == 404:
                 return False
@@ -141,13 +232,14 @@ class DockerBackend:
     async def list_containers(self, config: Config) -> list[ContainerInfo]:
         """Every container (running or not) labelled as this instance's."""
         try:
-            raw = await self.docker._query_json(
-                "containers/json",
-                params={
-                    "all": "1",
-                    "filters": json.dumps({"label": [f"{LABEL_INSTANCE}={config.instance}"]}),
-                },
-            )
+            async with bounded("listing containers", self.timeout):
+                raw = await self.docker._query_json(
+                    "containers/json",
+                    params={
+                        "all": "1",
+                        "filters": json.dumps({"label": [f"{LABEL_INSTANCE}={config.instance}"]}),
+                    },
+                )
         except aiodocker.DockerError as exc:
             raise DockerError(f"listing containers: {exc.message}") from exc
         infos = (parse_container(c, config.instance, config.network_name, config.container_port) for c in raw)
@@ -156,17 +248,20 @@ class DockerBackend:
     async def create_and_start(self, config: Config, user_id: str, created: float) -> Started:
         name = container_name(config.instance, user_id)
         try:
-            container = await self.docker.containers.create(
-                container_spec(config, user_id, created), name=name
-            )
+            async with bounded(f"creating {name}", self.slow_timeout):
+                container = await self.docker.containers.create(
+                    container_spec(config, user_id, created), name=name
+                )
         except aiodocker.DockerError as exc:
             raise DockerError(f"creating {name} from image {config.image}: {exc.message}") from exc
         try:
-            await container.start()
-            info = await container.show()
-        except aiodocker.DockerError as exc:
+            async with bounded(f"starting {name}", self.slow_timeout):
+                await container.start()
+                info = await container.show()
+        except (aiodocker.DockerError, DockerError) as exc:
             await self.remove(container.id)
-            raise DockerError(f"starting {name}: {exc.message}") from exc
+            message = exc.message if isinstance(exc, aiodocker.DockerError) else str(exc)
+            raise DockerError(f"starting {name}: {message}") from exc
         ip = (
             ((info.get("NetworkSettings") or {}).get("Networks") or {})
             .get(config.network_name, {})
@@ -180,7 +275,8 @@ class DockerBackend:
     async def remove(self, container_id: str) -> None:
         """Kill and remove; a container already gone is fine."""
         try:
-            await self.docker.containers.container(container_id).delete(force=True, v=True)
+            async with bounded(f"removing {container_id[:12]}", self.slow_timeout):
+                await self.docker.containers.container(container_id).delete(force=True, v=True)
         except aiodocker.DockerError as exc:
             if exc.status not in (404, 409):  # gone, or removal already in progress
                 raise DockerError(f"removing {container_id[:12]}: {exc.message}") from exc

@@ -38,6 +38,11 @@ class Metrics:
         self.removed = Counter(
             "tmpnb_containers_removed", "Containers removed, by reason", ["reason"], registry=r
         )
+        self.oom_events = Counter(
+            "tmpnb_oom_events",
+            "Docker oom events: a process in a container was OOM-killed (the container keeps running)",
+            registry=r,
+        )
         self.reconciles = Counter("tmpnb_reconciles", "Reconciliation passes", registry=r)
         self.routes_restored = Counter(
             "tmpnb_routes_restored", "Routes re-added because CHP had lost them (CHP restarted)", registry=r

@@ -21,7 +21,7 @@ from tmpnb import __version__
 from tmpnb.chp import CHPClient, CHPError
 from tmpnb.config import Config, changed_options, load
 from tmpnb.cull import choose_culls
-from tmpnb.docker_backend import DockerBackend, DockerError
+from tmpnb.docker_backend import DockerBackend, DockerError, NetworkRefused
 from tmpnb.ids import new_user_id
 from tmpnb.metrics import Metrics
 from tmpnb.pool import Pool, Slot, State, can_ever_serve, mark_handed_out, starts_needed, surplus_pooled
@@ -40,6 +40,7 @@ REFILL_QUIET = 0.3
 REFILL_MAX_DEFER = 2.0
 BRIDGE_PORTS = 1024  # a Linux bridge holds at most 1024 ports (tmpnb#46): one per container
 CHP_WATCH_INTERVAL = 2.0  # how soon a CHP restart (routes lost) is noticed
+NETWORK_RECHECK = 5.0  # how often a refused network is inspected again (it may have been fixed)
 REMOVED_MEMORY = 600.0  # how long a removed user id is never re-adopted (a listing may predate it)
 
 
@@ -78,6 +79,8 @@ class Orchestrator:
         self._probe: aiohttp.ClientSession | None = None
         self.chp_ok = False
         self.docker_ok = False
+        self.network_error: str | None = "not checked yet"  # None: the network is fit for notebooks
+        self._network_checked_at = 0.0
 
     # ---- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -99,17 +102,19 @@ class Orchestrator:
                 c.capacity,
                 BRIDGE_PORTS,
             )
-        try:
-            await self.docker.ensure_network(c.network_name, c.instance)
-            if not await self.docker.image_exists(c.image):
-                log.error(
-                    "image %s is not present in the Docker engine (tmpnb never pulls): build or load it",
-                    c.image,
-                )
-            self.docker_ok = True
-        except (DockerError, OSError) as exc:
-            log.error("docker not ready at start: %s (retrying in the background)", exc)
-        await self.reconcile("start")
+        if await self._check_network():
+            try:
+                if not await self.docker.image_exists(c.image):
+                    log.error(
+                        "image %s is not present in the Docker engine (tmpnb never pulls): build or load it",
+                        c.image,
+                    )
+            except (DockerError, OSError) as exc:
+                log.error("docker: %s", exc)
+        if self.docker_ok:
+            await self.reconcile("start")
+        else:  # a hung or absent engine: listen first, reconcile from the loop
+            self._reconcile_now.set()
         self._loops = [
             asyncio.create_task(self._refill_loop(), name="refill"),
             asyncio.create_task(self._cull_loop(), name="cull"),
@@ -138,6 +143,28 @@ class Orchestrator:
         if self._probe is not None:
             await self._probe.close()
         log.info("stopped; %d pooled and %d in-use containers left running", *self._pooled_in_use())
+
+    async def _check_network(self) -> bool:
+        """Create or inspect the notebooks' network; containers boot only on a fit one."""
+        self._network_checked_at = time.monotonic()
+        try:
+            await self.docker.ensure_network(self.config.network_name, self.config.instance)
+        except NetworkRefused as exc:
+            if self.network_error != str(exc):
+                log.error("%s", exc)
+            self.network_error = str(exc)
+            self.docker_ok = True
+            return False
+        except (DockerError, OSError) as exc:
+            log.error("docker not ready: %s (retrying in the background)", exc)
+            self.network_error = f"network {self.config.network_name} not checked: {exc}"
+            self.docker_ok = False
+            return False
+        if self.network_error is not None:
+            log.info("network %s is isolated: containers may start", self.config.network_name)
+        self.network_error = None
+        self.docker_ok = True
+        return True
 
     def _pooled_in_use(self) -> tuple[int, int]:
         n = self.pool.counts()
@@ -235,6 +262,11 @@ class Orchestrator:
         for slot in surplus_pooled(self.pool, c.pool_size, c.image):
             reason = "rollout" if slot.image != c.image else "surplus"
             self._remove(slot, reason)
+        if self.network_error is not None:  # no container starts on a network that is not isolated
+            if time.monotonic() - self._network_checked_at >= NETWORK_RECHECK:
+                self._network_checked_at = time.monotonic()
+                self._spawn_task(self._check_network(), "check-network")
+            return
         if time.monotonic() < self._next_boot_at:
             return
         waiting = sum(1 for f in self._waiters if not f.done())
@@ -267,7 +299,14 @@ class Orchestrator:
             self._boot_failures += 1
             delay = min(MAX_BACKOFF, 0.5 * 2 ** min(self._boot_failures, 10))
             self._next_boot_at = time.monotonic() + delay
-            log.error("boot of %s failed at %s: %s (next start in %.1fs)", slot.user_id, stage, exc, delay)
+            log.error(
+                "boot of %s failed at %s: %s: %s (next start in %.1fs)",
+                slot.user_id,
+                stage,
+                type(exc).__name__,
+                exc,
+                delay,
+            )
             await self._discard_failed(slot, f"failed_{stage}")
             return
         slot.state = State.POOLED
@@ -524,17 +563,27 @@ class Orchestrator:
         user_id = attrs.get(LABEL_USER_ID, "")
         container_id = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
         slot = self.pool.slots.get(user_id)
+        if action == "oom":
+            # A process of the container was OOM-killed (a kernel that allocated too much); the
+            # container and the visitor's server and files live on: count it, remove nothing.
+            self.metrics.oom_events.inc()
+            log.warning(
+                "out of memory in the container of %s: a process was killed", user_id or container_id[:12]
+            )
+            return
         if slot is None:
             if action == "die" and container_id and user_id:
                 path = str(attrs.get(LABEL_USER_PATH, "")).rstrip("/")
                 ghost = Slot(user_id, path, "", 0.0, State.REMOVING, container_id)
                 self._spawn_task(self._discard_failed(ghost, "dead"), f"ghost-{user_id}")
             return
+        if action != "die":
+            return
         if slot.state is State.STARTING:
             slot.died = True
-        elif slot.state in (State.POOLED, State.IN_USE) and action in ("die", "oom"):
+        elif slot.state in (State.POOLED, State.IN_USE):
             self.metrics.failures.labels("died").inc()
-            log.warning("container of %s died (%s, exit %s)", slot.path, action, attrs.get("exitCode", "?"))
+            log.warning("container of %s died (exit %s)", slot.path, attrs.get("exitCode", "?"))
             self._remove(slot, "died")
 
     # ---- admin ------------------------------------------------------------------------------
@@ -566,10 +615,16 @@ class Orchestrator:
         self.wake()
         return len(pooled)
 
-    async def health(self) -> dict[str, bool]:
+    async def health(self) -> dict[str, Any]:
+        """Each check bounded (a hung engine is a False within PING_TIMEOUT, never a hang)."""
         docker_ok, chp_ok = await asyncio.gather(self.docker.ping(), self.chp.ping())
         self.docker_ok, self.chp_ok = docker_ok, chp_ok
-        return {"docker": docker_ok, "chp": chp_ok}
+        if docker_ok and self.network_error is not None:
+            await self._check_network()
+        checks: dict[str, Any] = {"docker": docker_ok, "chp": chp_ok, "network": self.network_error is None}
+        if self.network_error is not None:
+            checks["network_error"] = self.network_error
+        return checks
 
     def stats(self) -> dict[str, Any]:
         n = self.pool.counts()

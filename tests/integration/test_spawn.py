@@ -7,6 +7,8 @@ import re
 import requests
 from stack import TOKEN, instance_containers, wait_for
 
+from tmpnb.docker_backend import bridge_name
+
 
 def test_pool_hand_out_through_chp(make_stack, dclient) -> None:
     chp, orch = make_stack(pool_size=2, capacity=4)
@@ -83,12 +85,25 @@ def test_container_is_locked_down(make_stack, dclient) -> None:
     # dedicated network, inter-container traffic off; CHP routes straight to the container's IP
     net = dclient.networks.get(f"tmpnb-{orch.instance}")
     assert net.attrs["Options"]["com.docker.network.bridge.enable_icc"] == "false"
+    # a deterministic bridge name the egress firewall matches (tmpnb-+)
+    assert net.attrs["Options"]["com.docker.network.bridge.name"] == bridge_name(f"tmpnb-{orch.instance}")
+    # disk: read-only root, bounded tmpfs for home and /tmp, bounded /dev/shm
+    host = attrs["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["Tmpfs"]["/home/jovyan"].startswith("size=128m,uid=1000,gid=1000")
+    assert host["Tmpfs"]["/tmp"].startswith("size=32m")
+    assert host["ShmSize"] == 32 * 1024 * 1024
     ip = attrs["NetworkSettings"]["Networks"][f"tmpnb-{orch.instance}"]["IPAddress"]
     route = chp.routes()[f"/user/{labels['tmpnb.user_id']}"]
     assert route["target"] == f"http://{ip}:8888"
     assert route["tmpnb_state"] == "pooled"
     # metrics and health
-    assert requests.get(f"{orch.url}/healthz", timeout=10).json() == {"ok": True, "docker": True, "chp": True}
+    assert requests.get(f"{orch.url}/healthz", timeout=10).json() == {
+        "ok": True,
+        "docker": True,
+        "chp": True,
+        "network": True,
+    }
     text = requests.get(f"{orch.url}/metrics", timeout=5).text
     for name in ("tmpnb_boot_duration_seconds_bucket", "tmpnb_spawn_duration_seconds", "tmpnb_culls"):
         assert name in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -61,3 +62,36 @@ async def test_a_boot_failing_with_an_unlisted_error_frees_its_slot(orch: Orches
     assert "u1" not in orch.pool.slots
     assert orch._boot_failures == 1
     assert orch.metrics.failures.labels("create")._value.get() == 1
+
+
+def _event(action: str, uid: str) -> dict[str, object]:
+    return {"Action": action, "Actor": {"ID": "c" * 64, "Attributes": {"tmpnb.user_id": uid}}}
+
+
+async def test_an_oom_event_counts_but_keeps_the_container(orch: Orchestrator) -> None:
+    # Docker emits `oom` when any process in the cgroup is OOM-killed (a kernel); the server lives on
+    orch.pool.add(_pooled("kept"))
+    orch.on_event(_event("oom", "kept"))
+    assert orch.pool.slots["kept"].state is State.POOLED
+    assert orch.metrics.registry.get_sample_value("tmpnb_oom_events_total") == 1
+    orch.on_event(_event("die", "kept"))  # the container itself exited: that one goes
+    assert orch.pool.slots["kept"].state is State.REMOVING
+
+
+async def test_a_boot_failing_with_an_unexpected_error_is_discarded_and_the_pool_refills(
+    orch: Orchestrator,
+) -> None:
+    async def broken(*args: object) -> None:
+        raise ValueError("an error the backend was not expected to raise")
+
+    orch.docker.create_and_start = broken  # type: ignore[method-assign]
+    orch.network_error = None
+    orch.config = dataclasses.replace(orch.config, pool_size=1)
+    orch.refill_once()
+    await asyncio.gather(*orch._tasks, return_exceptions=True)
+    assert orch.pool.slots == {}, "the failed slot stayed in the pool (starting forever)"
+    assert orch.metrics.registry.get_sample_value("tmpnb_failures_total", {"stage": "create"}) == 1
+    orch._next_boot_at = 0.0  # the backoff elapsed
+    orch.refill_once()
+    assert [s.state for s in orch.pool.slots.values()] == [State.STARTING]
+    await asyncio.gather(*orch._tasks, return_exceptions=True)
