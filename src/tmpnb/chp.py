@@ -8,6 +8,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from tmpnb.ids import redact
+
 log = logging.getLogger("tmpnb.chp")
 
 
@@ -49,8 +51,10 @@ class CHPClient:
                 if resp.status == 404 and path and method in ("GET", "DELETE"):
                     return None
                 if resp.status >= 400:
-                    text = (await resp.text())[:200]
-                    raise CHPError(f"CHP {method} {path or '/api/routes'} answered {resp.status}: {text}")
+                    text = redact((await resp.text())[:200])
+                    raise CHPError(
+                        f"CHP {method} {redact(path) or '/api/routes'} answered {resp.status}: {text}"
+                    )
                 if method == "GET":
                     return await resp.json(content_type=None)
                 return None

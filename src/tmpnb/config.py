@@ -13,6 +13,7 @@ import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,6 +83,7 @@ class Config:
     client_address_header: str = ""
     trusted_proxy_hops: int = 1
     public_url: str = ""
+    admin_networks: tuple[str, ...] = ()  # CIDRs whose clients may read /healthz, /metrics, /api/stats
     retry_after: int = 10
     log_level: str = "info"
     # Secrets: from the environment only, never from the file.
@@ -135,6 +137,7 @@ RELOADABLE = frozenset(
         "client_address_header",
         "trusted_proxy_hops",
         "public_url",
+        "admin_networks",
         "retry_after",
         "log_level",
     }
@@ -222,6 +225,26 @@ def _disk(v: Mapping[str, Any], user: str, mem_limit_mb: int) -> dict[str, Any]:
     return out
 
 
+def _networks(value: Any) -> tuple[str, ...]:
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"admin_networks: expected a list of CIDRs such as ['10.1.0.0/16'], got {value!r}")
+    out = []
+    for text in value:
+        try:
+            net = ip_network(text.strip())
+        except ValueError as exc:
+            raise ConfigError(f"admin_networks: {text!r} is not a network in CIDR form ({exc})") from None
+        if net.overlaps(ip_network("127.0.0.0/8") if net.version == 4 else ip_network("::1/128")):
+            raise ConfigError(
+                f"admin_networks: {text!r} includes loopback: behind nginx and CHP every request comes "
+                "from loopback (direct requests from the host itself are always served)"
+            )
+        out.append(str(net))
+    return tuple(out)
+
+
 def _validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(raw) - set(FILE_FIELDS))
     if unknown:
@@ -301,6 +324,7 @@ def _validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     if public:
         _url("public_url", public, ("http", "https"))
     out["public_url"] = public
+    out["admin_networks"] = _networks(v["admin_networks"])
     out["retry_after"] = _int("retry_after", v["retry_after"], 1, 3600)
     level = _str("log_level", v["log_level"]).lower()
     if level not in LOG_LEVELS:

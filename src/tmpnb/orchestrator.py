@@ -22,10 +22,10 @@ from tmpnb.chp import CHPClient, CHPError
 from tmpnb.config import Config, changed_options, load
 from tmpnb.cull import choose_culls
 from tmpnb.docker_backend import DockerBackend, DockerError, NetworkRefused
-from tmpnb.ids import new_user_id
+from tmpnb.ids import new_user_id, redact
 from tmpnb.metrics import Metrics
 from tmpnb.pool import Pool, Slot, State, can_ever_serve, mark_handed_out, starts_needed, surplus_pooled
-from tmpnb.ratelimit import RateLimiter
+from tmpnb.ratelimit import RateLimiter, client_key
 from tmpnb.reconcile import LABEL_USER_ID, LABEL_USER_PATH, diff, parse_routes, route_data, route_path
 
 log = logging.getLogger("tmpnb")
@@ -50,6 +50,10 @@ class Full(Exception):
 
 class RateLimited(Exception):
     """This client spawned its allowance for the last minute."""
+
+
+class NotRecorded(Exception):
+    """CHP did not record a hand-out: the slot went back to the pool, the visitor should retry."""
 
 
 class BootError(RuntimeError):
@@ -185,29 +189,53 @@ class Orchestrator:
         return f"{c.public_url}{c.base_path(slot.user_id)}{c.redirect_path}"
 
     async def spawn(self, client: str) -> str:
-        """Hand a pooled container to a visitor and return its URL. No Docker call on this path."""
+        """Hand a pooled container to a visitor and return its URL. No Docker call on this path.
+
+        The per-client cap is reserved before any wait (check and record in one step) and given back
+        when the visitor gets nothing. A hand-out counts only once CHP has recorded it: otherwise the
+        slot goes back to the pool (its route still says pooled) and the visitor is told to retry,
+        so a restart can never adopt it as pooled and hand it to a second visitor.
+        """
         c = self.config
         started = time.monotonic()
         now = time.time()
-        if not self.limiter.allowed(client, c.spawn_limit_per_minute, now):
+        key = client_key(client)
+        if not self.limiter.reserve(key, c.spawn_limit_per_minute, now):
             self.metrics.spawns.labels("rate_limited").inc()
             raise RateLimited(client)
-        slot = self.pool.take(now)
-        if slot is None:
-            slot = await self._wait_for_slot()
-        if c.spawn_limit_per_minute:
-            self.limiter.record(client, now)
-        self._last_hand_out = time.monotonic()
-        self.wake()
         try:
-            await self.chp.add_route(slot.path, slot.target, route_data(slot, c.instance))
-        except CHPError as exc:  # the pooled route still serves; reconcile records the hand-out later
-            log.warning("recording hand-out of %s in CHP failed: %s", slot.user_id, exc)
-            self._reconcile_now.set()
+            slot = self.pool.take(now)
+            if slot is None:
+                slot = await self._wait_for_slot()
+            self._last_hand_out = time.monotonic()
+            self.wake()
+            await self._record_hand_out(slot)
+        except (Full, NotRecorded, asyncio.CancelledError):
+            self.limiter.release(key, now)
+            raise
         self.metrics.spawns.labels("ok").inc()
         self.metrics.spawn_seconds.labels("ok").observe(time.monotonic() - started)
-        log.info("handed out %s to %s", slot.path, client)
+        log.info("handed out %s to %s", redact(slot.path), client)
         return self.user_url(slot)
+
+    async def _record_hand_out(self, slot: Slot) -> None:
+        """Re-post the slot's route as in use; on any failure put the slot back as pooled."""
+        try:
+            await self.chp.add_route(slot.path, slot.target, route_data(slot, self.config.instance))
+        except (CHPError, asyncio.CancelledError) as exc:
+            self._put_back(slot)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            self.metrics.spawns.labels("not_recorded").inc()
+            log.warning("hand-out of %s not recorded in CHP, back in the pool: %s", redact(slot.path), exc)
+            raise NotRecorded(str(exc)) from exc
+
+    def _put_back(self, slot: Slot) -> None:
+        """A slot taken for a visitor who did not get it: pooled again (next waiter first), unless
+        something else claimed it meanwhile (a removal)."""
+        if slot.state is State.IN_USE:
+            slot.state, slot.handed_out = State.POOLED, None
+            self._offer(slot)
 
     async def _wait_for_slot(self) -> Slot:
         c = self.config
@@ -225,6 +253,13 @@ class Orchestrator:
             fut.cancel()
             self.metrics.spawns.labels("full").inc()
             raise Full from None
+        except (
+            asyncio.CancelledError
+        ):  # the visitor's request went away: a slot offered meanwhile is not lost
+            if fut.done() and not fut.cancelled():
+                self._put_back(fut.result())
+            fut.cancel()
+            raise
         finally:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(fut)
@@ -301,7 +336,7 @@ class Orchestrator:
             self._next_boot_at = time.monotonic() + delay
             log.error(
                 "boot of %s failed at %s: %s: %s (next start in %.1fs)",
-                slot.user_id,
+                redact(slot.user_id),
                 stage,
                 type(exc).__name__,
                 exc,
@@ -313,7 +348,7 @@ class Orchestrator:
         self._boot_failures = 0
         self._next_boot_at = 0.0
         self.metrics.boot_seconds.observe(time.monotonic() - started)
-        log.info("ready %s at %s in %.2fs", slot.path, slot.target, time.monotonic() - started)
+        log.info("ready %s at %s in %.2fs", redact(slot.path), slot.target, time.monotonic() - started)
         self._offer(slot)
         self.wake()
 
@@ -349,7 +384,7 @@ class Orchestrator:
             if slot.container_id:
                 await self.docker.remove(slot.container_id)
         except (DockerError, OSError) as exc:
-            log.error("removing %s failed: %s (reconcile retries)", slot.user_id, exc)
+            log.error("removing %s failed: %s (reconcile retries)", redact(slot.user_id), exc)
             self._doomed.add(slot.user_id)
         finally:
             self.pool.discard(slot.user_id)
@@ -376,8 +411,8 @@ class Orchestrator:
         try:
             await self.chp.delete_route(slot.path)
         except CHPError as exc:
-            log.warning("deleting route %s failed: %s (reconcile retries)", slot.path, exc)
-        log.info("removing %s (%s)", slot.path, reason)
+            log.warning("deleting route %s failed: %s (reconcile retries)", redact(slot.path), exc)
+        log.info("removing %s (%s)", redact(slot.path), reason)
         await self._remove_container(slot, reason)
 
     # ---- culling ----------------------------------------------------------------------------
@@ -408,7 +443,7 @@ class Orchestrator:
             self.pool.in_state(State.IN_USE), activity, time.time(), c.cull_timeout, c.cull_max_age
         ):
             self.metrics.culls.labels(cull.reason.value).inc()
-            log.info("culling %s: %s", cull.slot.path, cull.reason.value)
+            log.info("culling %s: %s", redact(cull.slot.path), cull.reason.value)
             self._remove(cull.slot, f"cull_{cull.reason.value}")
 
     async def _chp_watch_loop(self) -> None:
@@ -425,7 +460,7 @@ class Orchestrator:
                 continue
             self.chp_ok = True
             if not present and live[0].state is not State.REMOVING:
-                log.warning("CHP lost route %s (restarted?): reconciling now", live[0].path)
+                log.warning("CHP lost route %s (restarted?): reconciling now", redact(live[0].path))
                 self._reconcile_now.set()
 
     async def restore_route(self, user_id: str) -> bool:
@@ -439,10 +474,10 @@ class Orchestrator:
             self._reconcile_now.set()
             await self.chp.add_route(slot.path, slot.target, route_data(slot, self.config.instance))
         except CHPError as exc:
-            log.error("re-adding route %s failed: %s", slot.path, exc)
+            log.error("re-adding route %s failed: %s", redact(slot.path), exc)
             return False
         self.metrics.routes_restored.inc()
-        log.info("re-added lost route %s for a visitor", slot.path)
+        log.info("re-added lost route %s for a visitor", redact(slot.path))
         return True
 
     # ---- reconciliation ---------------------------------------------------------------------
@@ -489,7 +524,7 @@ class Orchestrator:
             log.warning(
                 "container %s of %s has no address on network %s: left alone (not adopted)",
                 info.id[:12],
-                info.path or "?",
+                redact(info.path) or "?",
                 c.network_name,
             )
         for slot in plan.adopt:
@@ -502,18 +537,18 @@ class Orchestrator:
             if slot.user_id not in self.pool.slots:
                 self.pool.add(slot)
                 self.metrics.adopted.inc()
-                log.info("adopted %s (%s) from its labels", slot.path, slot.state.value)
+                log.info("adopted %s (%s) from its labels", redact(slot.path), slot.state.value)
         for user_id in plan.forget:
             slot = self.pool.slots.get(user_id)
             if slot is not None and slot.state in (State.POOLED, State.IN_USE):
-                log.warning("container of %s is gone: forgetting it", slot.path)
+                log.warning("container of %s is gone: forgetting it", redact(slot.path))
                 self.pool.discard(user_id)
         for path in plan.delete_routes:
-            log.info("deleting route %s: no living container (%s)", path, why)
+            log.info("deleting route %s: no living container (%s)", redact(path), why)
             with contextlib.suppress(CHPError):
                 await self.chp.delete_route(path)
         for info in plan.remove_containers:
-            log.info("removing dead container %s of %s", info.id[:12], info.path)
+            log.info("removing dead container %s of %s", info.id[:12], redact(info.path))
             try:
                 await self.docker.remove(info.id)
                 self.metrics.removed.labels("dead").inc()
@@ -531,7 +566,7 @@ class Orchestrator:
                 await self.chp.add_route(slot.path, slot.target, route_data(slot, c.instance))
                 restored += 1
             except CHPError as exc:
-                log.error("re-adding route %s failed: %s", slot.path, exc)
+                log.error("re-adding route %s failed: %s", redact(slot.path), exc)
         if plan.missing_routes:
             self.metrics.routes_restored.inc(plan.missing_routes)
         log.info(
@@ -583,7 +618,7 @@ class Orchestrator:
             slot.died = True
         elif slot.state in (State.POOLED, State.IN_USE):
             self.metrics.failures.labels("died").inc()
-            log.warning("container of %s died (exit %s)", slot.path, attrs.get("exitCode", "?"))
+            log.warning("container of %s died (exit %s)", redact(slot.path), attrs.get("exitCode", "?"))
             self._remove(slot, "died")
 
     # ---- admin ------------------------------------------------------------------------------

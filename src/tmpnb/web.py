@@ -1,7 +1,9 @@
 """The orchestrator's own HTTP server (aiohttp): the visitor's page, spawns, stats, admin, health.
 
 Behind nginx and CHP it is CHP's default target: every path no user route matches lands here.
-Malformed, oversized or unknown requests get a 4xx, never a 5xx.
+Malformed, oversized or unknown requests get a 4xx, never a 5xx. Health, metrics, stats and the
+admin drain answer only the host itself (and ``admin_networks``): to anyone else they do not exist.
+Spawns refuse cross-site requests, so no other web page can spend the pool through its visitors.
 """
 
 from __future__ import annotations
@@ -11,17 +13,26 @@ import html
 import logging
 import string
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from importlib.resources import files
-from ipaddress import ip_address
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from tmpnb.config import Config
+from tmpnb.ids import redact
 from tmpnb.metrics import CONTENT_TYPE
-from tmpnb.orchestrator import Full, Orchestrator, RateLimited
+from tmpnb.orchestrator import Full, NotRecorded, Orchestrator, RateLimited
 
 log = logging.getLogger("tmpnb.web")
 
 MAX_BODY = 16 * 1024
+# Served only to the host itself and admin_networks; 404 (as an unknown path) to everyone else.
+LOCAL_ONLY = frozenset({"/healthz", "/metrics", "/api/stats", "/api/pool"})
+# Any of these means the request came through a proxy (nginx sets X-Real-IP, CHP adds X-Forwarded-For).
+PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 ORCH: web.AppKey[Orchestrator] = web.AppKey("orchestrator", Orchestrator)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,12 +83,90 @@ def client_address(request: web.Request, header: str, hops: int) -> str:
     return peer
 
 
+@lru_cache(maxsize=16)
+def _networks(cidrs: tuple[str, ...]) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(c) for c in cidrs)
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        ip = ip_address(address or "")
+    except ValueError:
+        return False
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def is_admin(request: web.Request, c: Config) -> bool:
+    """Whether ``request`` may see health, metrics, stats and the admin drain: it came from the host
+    itself and not through the proxy chain, or from one of ``admin_networks``."""
+    if _is_loopback(request.remote) and not any(h in request.headers for h in PROXY_HEADERS):
+        return True
+    if not c.admin_networks:
+        return False
+    try:
+        ip = ip_address(client_address(request, c.client_address_header, c.trusted_proxy_hops))
+    except ValueError:
+        return False
+    return any(ip in net for net in _networks(c.admin_networks))
+
+
+def _origin_key(url: str) -> tuple[str, int] | None:
+    """(host, port) of an origin such as ``https://example.org`` (port defaulted from the scheme)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return parts.hostname.lower(), port or DEFAULT_PORTS[parts.scheme]
+
+
+def _same_host(origin: tuple[str, int], host: str) -> bool:
+    """Whether a Host header (``name[:port]``, no port = the scheme's default) names ``origin``."""
+    try:
+        parts = urlsplit(f"//{host.strip()}")
+        port = parts.port
+    except ValueError:
+        return False
+    if not parts.hostname or parts.hostname.lower() != origin[0]:
+        return False
+    return port == origin[1] or (port is None and origin[1] in DEFAULT_PORTS.values())
+
+
+def cross_site(request: web.Request, public_url: str) -> str | None:
+    """Why a spawn request is cross-site (None: it is not).
+
+    With an ``Origin`` (browsers send one on every POST), it must name this site: the request's
+    ``Host`` or ``public_url``'s origin; ``Origin: null`` (sandboxed frames, some redirects) never
+    does. ``Sec-Fetch-Site: cross-site`` is refused whatever the Origin; ``same-site`` (another host
+    of the same registrable domain) only passes with an Origin of ours. Neither header (curl,
+    scripts, old browsers) is not a browser tricked by another page: allowed.
+    """
+    site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
+    if site == "cross-site":
+        return "Sec-Fetch-Site: cross-site"
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return f"Sec-Fetch-Site: {site} without Origin" if site == "same-site" else None
+    key = _origin_key(origin)
+    if key is None:
+        return f"Origin {origin[:100]!r} is not a web origin"
+    if _same_host(key, request.headers.get("Host", "")):
+        return None
+    if public_url and key == _origin_key(public_url):
+        return None
+    return f"Origin {origin[:100]!r} is not this site"
+
+
 def _wants_api(request: web.Request) -> bool:
     return request.path.startswith("/api/") or request.path in ("/healthz", "/metrics")
 
 
-def _error(request: web.Request, status: int, message: str) -> web.Response:
-    if _wants_api(request):
+def _error(request: web.Request, status: int, message: str, api: bool | None = None) -> web.Response:
+    if _wants_api(request) if api is None else api:
         return web.json_response({"error": message, "status": status}, status=status)
     title = "Not found" if status == 404 else f"Error {status}"
     return _page(GONE, status, title=title, message=message)
@@ -94,6 +183,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             size += len(chunk)
             if size > MAX_BODY:
                 return _error(request, 413, f"request body larger than {MAX_BODY} bytes")
+    if request.path in LOCAL_ONLY and not is_admin(request, request.app[ORCH].config):
+        return _error(request, 404, "Not Found", api=request.path.startswith("/api/"))  # as if unknown
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -104,7 +195,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             return resp
         raise
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, redact(request.path))
         return _error(request, 500, "internal error (logged)")
 
 
@@ -117,6 +208,14 @@ async def _spawn(request: web.Request) -> str | web.Response:
     c = orch.config
     client = client_address(request, c.client_address_header, c.trusted_proxy_hops)
     api = _wants_api(request)
+    refused = cross_site(request, c.public_url)
+    if refused:
+        orch.metrics.spawns.labels("cross_site").inc()
+        log.info("refused a cross-site spawn from %s: %s", client, refused)
+        msg = f"notebooks are started from this site's own page only ({refused})"
+        if api:
+            return web.json_response({"error": "cross_site", "message": msg}, status=403)
+        return _page(GONE, 403, title="Start your notebook here", message=msg)
     headers = {"Retry-After": str(c.retry_after), "Cache-Control": "no-store"}
     try:
         return await orch.spawn(client)
@@ -130,6 +229,11 @@ async def _spawn(request: web.Request) -> str | web.Response:
         if api:
             return web.json_response({"error": "full", "message": msg}, status=429, headers=headers)
         resp = _page(FULL, 429, title="All notebooks are in use", message=msg, retry_after=c.retry_after)
+    except NotRecorded:
+        msg = "the proxy did not take your notebook's route; nothing was started for you, please try again"
+        if api:
+            return web.json_response({"error": "try_again", "message": msg}, status=503, headers=headers)
+        resp = _page(FULL, 503, title="Please try again", message=msg, retry_after=c.retry_after)
     resp.headers.update(headers)
     return resp
 
@@ -163,7 +267,9 @@ async def drain_pool(request: web.Request) -> web.Response:
     if not token:
         return _error(request, 403, "DELETE /api/pool is disabled: TMPNB_ADMIN_TOKEN is not set")
     given = _bearer(request)
-    if not given or not hmac.compare_digest(given.encode(), token.encode()):
+    # header bytes that are not UTF-8 arrive as surrogates (aiohttp decodes with surrogateescape):
+    # encode them back the same way, so they compare unequal instead of raising
+    if not given or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
         resp = _error(request, 401, "admin token required: Authorization: token <TMPNB_ADMIN_TOKEN>")
         resp.headers["WWW-Authenticate"] = "Bearer"
         return resp
