@@ -1,0 +1,61 @@
+"""playbooks/preflight.yml (the first play of site.yml) refuses a wrong inventory before any change,
+with a message naming the variable. Run against this machine with a local connection: the preflight
+only gathers facts and asserts, it changes nothing anywhere."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL_VARS = yaml.safe_load((ROOT / "inventories/local/group_vars/tmpnb.yml").read_text())
+
+
+def preflight(tmp_path: Path, **overrides: object) -> subprocess.CompletedProcess[str]:
+    playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"tmpnb": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    group_vars = tmp_path / "group_vars"
+    group_vars.mkdir(exist_ok=True)
+    values = {**LOCAL_VARS, "tmpnb_image_source": "pull", "ansible_python_interpreter": sys.executable}
+    values.update(overrides)
+    (group_vars / "tmpnb.yml").write_text(yaml.safe_dump(values))
+    return subprocess.run(
+        [playbook, str(ROOT / "playbooks/preflight.yml"), "-i", str(inventory)],
+        cwd=ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_local_inventory_passes(tmp_path: Path) -> None:
+    res = preflight(tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        # tmpfs mounts held in the memory slice: 128 + 32 + 32 = 192 MB do not fit 160 MB
+        ({"tmpnb_slice_mb": 160}, "must be less than tmpnb_slice_mb (160)"),
+        ({"tmpnb_home_path": "/tmp"}, "tmpnb_home_path ('/tmp')"),
+        ({"firewall_egress_allow": ["pypi.org:443"]}, "firewall_egress_allow entries must be IPv4"),
+        ({"firewall_egress": "list"}, "the list is empty"),
+    ],
+)
+def test_a_wrong_variable_fails_before_any_change_naming_it(
+    tmp_path: Path, overrides: dict[str, object], named: str
+) -> None:
+    res = preflight(tmp_path, **overrides)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, f"preflight accepted {overrides}"
+    assert named in " ".join(out.split()), out[-3000:]
