@@ -38,6 +38,9 @@ class Metrics:
         self.removed = Counter(
             "tmpnb_containers_removed", "Containers removed, by reason", ["reason"], registry=r
         )
+        self.loop_errors = Counter(
+            "tmpnb_loop_errors", "Unexpected errors in a background loop (it went on)", ["loop"], registry=r
+        )
         self.oom_events = Counter(
             "tmpnb_oom_events",
             "Docker oom events: a process in a container was OOM-killed (the container keeps running)",

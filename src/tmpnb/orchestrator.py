@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import aiohttp
@@ -40,6 +40,7 @@ REFILL_QUIET = 0.3
 REFILL_MAX_DEFER = 2.0
 BRIDGE_PORTS = 1024  # a Linux bridge holds at most 1024 ports (tmpnb#46): one per container
 CHP_WATCH_INTERVAL = 2.0  # how soon a CHP restart (routes lost) is noticed
+LOOP_ERROR_PAUSE = 1.0  # after an unexpected error in a background loop, before its next pass
 NETWORK_RECHECK = 5.0  # how often a refused network is inspected again (it may have been fixed)
 REMOVED_MEMORY = 600.0  # how long a removed user id is never re-adopted (a listing may predate it)
 
@@ -119,13 +120,14 @@ class Orchestrator:
             await self.reconcile("start")
         else:  # a hung or absent engine: listen first, reconcile from the loop
             self._reconcile_now.set()
-        self._loops = [
-            asyncio.create_task(self._refill_loop(), name="refill"),
-            asyncio.create_task(self._cull_loop(), name="cull"),
-            asyncio.create_task(self._reconcile_loop(), name="reconcile"),
-            asyncio.create_task(self._events_loop(), name="events"),
-            asyncio.create_task(self._chp_watch_loop(), name="chp-watch"),
-        ]
+        passes = {
+            "refill": self._refill_pass,
+            "cull": self._cull_pass,
+            "reconcile": self._reconcile_pass,
+            "events": self._events_pass,
+            "chp-watch": self._chp_watch_pass,
+        }
+        self._loops = [asyncio.create_task(self._supervise(n, p), name=n) for n, p in passes.items()]
 
     async def stop(self) -> None:
         """Stop loops and remove only containers still booting (never handed out). Pooled and in-use
@@ -274,16 +276,25 @@ class Orchestrator:
                 return
 
     # ---- pool refill ------------------------------------------------------------------------
-    async def _refill_loop(self) -> None:
+    async def _supervise(self, name: str, one_pass: Callable[[], Awaitable[None]]) -> None:
+        """Run a background loop's passes forever: an unexpected error is logged with its traceback,
+        counted (tmpnb_loop_errors_total{loop}) and the loop goes on after a short pause."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            self._wake.clear()
-            await self._quiet_moment()
             try:
-                self.refill_once()
+                await one_pass()
+            except asyncio.CancelledError:
+                raise
             except Exception:
-                log.exception("refill pass failed")
+                self.metrics.loop_errors.labels(name).inc()
+                log.exception("%s loop: unexpected error (the loop goes on)", name)
+                await asyncio.sleep(LOOP_ERROR_PAUSE)
+
+    async def _refill_pass(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+        self._wake.clear()
+        await self._quiet_moment()
+        self.refill_once()
 
     async def _quiet_moment(self) -> None:
         """Let a burst of hand-outs finish before starting containers (bounded; not for waiters)."""
@@ -416,13 +427,9 @@ class Orchestrator:
         await self._remove_container(slot, reason)
 
     # ---- culling ----------------------------------------------------------------------------
-    async def _cull_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.cull_interval)
-            try:
-                await self.cull_once()
-            except Exception:
-                log.exception("cull pass failed")
+    async def _cull_pass(self) -> None:
+        await asyncio.sleep(self.config.cull_interval)
+        await self.cull_once()
 
     async def cull_once(self) -> None:
         c = self.config
@@ -446,22 +453,21 @@ class Orchestrator:
             log.info("culling %s: %s", redact(cull.slot.path), cull.reason.value)
             self._remove(cull.slot, f"cull_{cull.reason.value}")
 
-    async def _chp_watch_loop(self) -> None:
+    async def _chp_watch_pass(self) -> None:
         """CHP keeps routes in memory only: probe one of ours often, reconcile at once if it is gone."""
-        while True:
-            await asyncio.sleep(CHP_WATCH_INTERVAL)
-            live = self.pool.in_state(State.POOLED, State.IN_USE)
-            if not live:
-                continue
-            try:
-                present = await self.chp.has_route(live[0].path)
-            except CHPError:
-                self.chp_ok = False
-                continue
-            self.chp_ok = True
-            if not present and live[0].state is not State.REMOVING:
-                log.warning("CHP lost route %s (restarted?): reconciling now", redact(live[0].path))
-                self._reconcile_now.set()
+        await asyncio.sleep(CHP_WATCH_INTERVAL)
+        live = self.pool.in_state(State.POOLED, State.IN_USE)
+        if not live:
+            return
+        try:
+            present = await self.chp.has_route(live[0].path)
+        except CHPError:
+            self.chp_ok = False
+            return
+        self.chp_ok = True
+        if not present and live[0].state is not State.REMOVING:
+            log.warning("CHP lost route %s (restarted?): reconciling now", redact(live[0].path))
+            self._reconcile_now.set()
 
     async def restore_route(self, user_id: str) -> bool:
         """A visitor reached us on a live user path: CHP lost the route. Re-add it (and the rest)."""
@@ -481,12 +487,11 @@ class Orchestrator:
         return True
 
     # ---- reconciliation ---------------------------------------------------------------------
-    async def _reconcile_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reconcile_now.wait(), timeout=self.config.reconcile_interval)
-            self._reconcile_now.clear()
-            await self.reconcile("periodic")
+    async def _reconcile_pass(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._reconcile_now.wait(), timeout=self.config.reconcile_interval)
+        self._reconcile_now.clear()
+        await self.reconcile("periodic")
 
     async def reconcile(self, why: str) -> bool:
         """Make Docker, CHP and memory agree. Returns False when Docker or CHP was unreachable."""
@@ -580,17 +585,15 @@ class Orchestrator:
         )
 
     # ---- Docker events ----------------------------------------------------------------------
-    async def _events_loop(self) -> None:
-        while True:
-            try:
-                async for event in self.docker.events(self.config.instance):
-                    self.on_event(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("docker event stream broke: %s", exc)
-            await asyncio.sleep(1.0)
+    async def _events_pass(self) -> None:
+        try:
+            async for event in self.docker.events(self.config.instance):
+                self.on_event(event)
+        except (DockerError, OSError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("docker event stream broke: %s", exc)
+        finally:
             self._reconcile_now.set()  # events may have been missed meanwhile
+        await asyncio.sleep(1.0)
 
     def on_event(self, event: Mapping[str, Any]) -> None:
         action = str(event.get("Action") or event.get("status") or "")
@@ -603,7 +606,8 @@ class Orchestrator:
             # container and the visitor's server and files live on: count it, remove nothing.
             self.metrics.oom_events.inc()
             log.warning(
-                "out of memory in the container of %s: a process was killed", user_id or container_id[:12]
+                "out of memory in the container of %s: a process was killed",
+                redact(user_id) if user_id else container_id[:12],
             )
             return
         if slot is None:

@@ -95,3 +95,35 @@ async def test_a_boot_failing_with_an_unexpected_error_is_discarded_and_the_pool
     orch.refill_once()
     assert [s.state for s in orch.pool.slots.values()] == [State.STARTING]
     await asyncio.gather(*orch._tasks, return_exceptions=True)
+
+
+async def test_reconciliation_goes_on_after_an_unexpected_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: _reconcile_loop had no catch-all; one unexpected error (say a dropped Docker socket
+    raising more than DockerError inside _apply) ended reconciliation until a restart."""
+    import tmpnb.orchestrator as module
+
+    monkeypatch.setattr(module, "LOOP_ERROR_PAUSE", 0.01, raising=False)
+    config = from_mapping(
+        {"image": "new", "pool_size": 0, "reconcile_interval": 0.1, **UNREACHABLE},
+        {"CONFIGPROXY_AUTH_TOKEN": "chp"},
+    )
+    o = Orchestrator(config)
+    calls: list[str] = []
+
+    async def flaky(why: str) -> bool:
+        calls.append(why)
+        if len(calls) == 1:
+            raise ConnectionResetError("the Docker socket dropped mid-apply")
+        return True
+
+    o.reconcile = flaky  # type: ignore[method-assign]
+    await o.start()
+    try:
+        for _ in range(100):
+            if len(calls) >= 3:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await o.stop()
+    assert len(calls) >= 3, f"reconcile ran {len(calls)} time(s): the loop died with the first error"
+    assert o.metrics.registry.get_sample_value("tmpnb_loop_errors_total", {"loop": "reconcile"}) == 1
