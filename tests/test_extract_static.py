@@ -209,9 +209,7 @@ def leftover_containers() -> list[str]:
     return out.stdout.split()
 
 
-def test_copy_is_byte_identical_with_links_resolved(
-    images: dict[str, str], nginx_root: tuple[str, Path], tmp_path: Path
-) -> None:
+def test_copy_is_byte_identical_with_links_resolved(images: dict[str, str], tmp_path: Path) -> None:
     dest = tmp_path / "static"
     result = extract(images["v1"], dest)
     assert result["changed"] is True
@@ -222,10 +220,9 @@ def test_copy_is_byte_identical_with_links_resolved(
     files = dest / "current" / "files"
     assert tree(files) == EXPECTED
     # one.js and abs-one.js name one file of the image: copied once, the second a link to the first,
-    # inside the copy (nothing points at the host's own /usr/share), and nginx serves both.
+    # inside the copy (nothing points at the host's own /usr/share).
     assert result["files"] == len(EXPECTED) - 1 and result["links"] == 1
     assert links_stay_inside(files) == {"one.js": "abs-one.js"}
-    assert served_by_nginx(nginx_root, files, EXPECTED) == EXPECTED
     assert result["unresolved_links"] == ["dangling.js"]
     assert result["looping_links"] == ["a/b/up"]
     assert not leftover_containers(), "extract_static.py left a container behind"
@@ -468,41 +465,55 @@ def test_caps_are_clear_errors_and_switch_nothing(
 LEVELS = 6
 
 
-def test_sibling_links_to_one_directory_are_copied_once_and_all_served(
-    nginx_root: tuple[str, Path], tmp_path: Path
-) -> None:
-    """Level i holds f.txt and two links, a and b, both to level i+1: through its links the image
-    names 2**(LEVELS+1)-1 directories but holds LEVELS+1. Each is copied once (the old script copied
-    every link again: 2 links x 12 levels = 8,191 copies), b becomes a link to a's copy, and nginx
-    serves every one of those paths. The --max-files budget is linear in what the image holds."""
+# Through its links the sibling image names 2**(LEVELS+1) files; it holds LEVELS+2.
+EVERY = {"index.html": b"hi\n"} | {
+    "/".join(["deep", *via, "f.txt"]): f"level{depth}\n".encode()
+    for depth in range(LEVELS + 1)
+    for via in itertools.product("ab", repeat=depth)
+}
+
+
+@pytest.fixture(scope="module")
+def siblings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, Path]]:
+    """An image whose level i holds f.txt and two links, a and b, both to level i+1, extracted with a
+    --max-files budget linear in what it holds: (the script's result, the copy's files/)."""
     tag = f"{TAG}-siblings"
     steps = [f"mkdir -p /opt/deep/l{i} && echo level{i} > /opt/deep/l{i}/f.txt" for i in range(LEVELS + 1)]
     steps += [f"ln -s ../l{i + 1} /opt/deep/l{i}/{name}" for i in range(LEVELS) for name in "ab"]
     steps += [f"mkdir -p {STATIC}", f"echo hi > {STATIC}/index.html", f"ln -s /opt/deep/l0 {STATIC}/deep"]
-    _build(tmp_path / "ctx", tag, f"FROM {BASE}\nRUN " + " && ".join(steps) + "\n", {})
+    work = tmp_path_factory.mktemp("siblings")
+    _build(work / "ctx", tag, f"FROM {BASE}\nRUN " + " && ".join(steps) + "\n", {})
     try:
-        dest = tmp_path / "static"
-        result = extract(tag, dest, "--max-files", str(3 * (LEVELS + 1)))
-        files = dest / "current" / "files"
-        assert result["files"] == LEVELS + 2 and result["links"] == LEVELS
-        first = {"index.html": b"hi\n"} | {
-            "/".join(["deep", *["a"] * depth, "f.txt"]): f"level{depth}\n".encode()
-            for depth in range(LEVELS + 1)
-        }
-        assert tree(files) == first
-        assert links_stay_inside(files) == {
-            "/".join(["deep", *["a"] * depth, "b"]): "/".join(["deep", *["a"] * (depth + 1)])
-            for depth in range(LEVELS)
-        }
-        every = {"index.html": b"hi\n"} | {
-            "/".join(["deep", *via, "f.txt"]): f"level{depth}\n".encode()
-            for depth in range(LEVELS + 1)
-            for via in itertools.product("ab", repeat=depth)
-        }
-        assert len(every) == 2 ** (LEVELS + 1)
-        assert served_by_nginx(nginx_root, files, every) == every
+        result = extract(tag, work / "static", "--max-files", str(3 * (LEVELS + 1)))
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+    yield result, work / "static" / "current" / "files"
+
+
+def test_sibling_links_to_one_directory_are_copied_once(siblings: tuple[dict, Path]) -> None:
+    """The image names 2**(LEVELS+1)-1 directories through its links but holds LEVELS+1: each is
+    copied once (the old script copied every link again: 2 links x 12 levels = 8,191 copies), b
+    becomes a link to a's copy, and every one of the 2**(LEVELS+1) paths is there to read."""
+    result, files = siblings
+    assert result["files"] == LEVELS + 2 and result["links"] == LEVELS
+    assert tree(files) == {"index.html": b"hi\n"} | {
+        "/".join(["deep", *["a"] * depth, "f.txt"]): f"level{depth}\n".encode() for depth in range(LEVELS + 1)
+    }
+    assert links_stay_inside(files) == {
+        "/".join(["deep", *["a"] * depth, "b"]): "/".join(["deep", *["a"] * (depth + 1)])
+        for depth in range(LEVELS)
+    }
+    assert len(EVERY) == 2 ** (LEVELS + 1)
+    assert {rel: (files / rel).read_bytes() for rel in EVERY} == EVERY
+
+
+def test_copies_with_links_are_served_by_nginx(
+    images: dict[str, str], siblings: tuple[dict, Path], nginx_root: tuple[str, Path], tmp_path: Path
+) -> None:
+    """nginx with roles/nginx_static's static location serves every path through the copy's links."""
+    extract(images["v1"], tmp_path / "static")
+    assert served_by_nginx(nginx_root, tmp_path / "static" / "current" / "files", EXPECTED) == EXPECTED
+    assert served_by_nginx(nginx_root, siblings[1], EVERY) == EVERY
 
 
 # Static directories /opt/app/<case> whose links are read by what they name in the image, not by
