@@ -241,7 +241,9 @@ def _stream(cid: str, path: str) -> Iterator[Member]:
         proc.stderr.close()
         rc = proc.wait()
     if rc != 0:
-        if "Could not find the file" in err or "No such container:path" in err:
+        if any(
+            why in err for why in ("Could not find the file", "No such container:path", "not a directory")
+        ):
             raise FileNotFoundError(path)
         raise ExtractError(f"docker cp {path} failed: {err}")
 
@@ -263,7 +265,7 @@ class _Tree:
     Each real path of the image is copied once: `placed` says where its copy went, and a later link to
     it (or a later archive holding it again: a link to a parent of something copied) becomes a
     relative link inside the copy to that first copy. Links are followed breadth first, so the first
-    copy is the one nearest the top. No link in the copy points outside it or at one of its own parents.
+    copy is the one nearest the top. No link in the copy points outside it or closes a cycle in it.
     """
 
     def __init__(self, cid: str, static: str, copy: Copy) -> None:
@@ -314,7 +316,8 @@ class _Tree:
                 path = posixpath.dirname(path)
         self.fetched = len(self.pending)
         with ThreadPoolExecutor(max_workers=PREFETCH_WORKERS) as pool:
-            list(pool.map(self.kind, sorted(wanted)))
+            for guess in sorted(wanted):
+                pool.submit(self.kind, guess)  # a failure only leaves the guess unknown: read again later
 
     def resolve(self, start: str, target: str, hops: int) -> tuple[str, int]:
         """START (a real directory) joined with TARGET, every link on the way followed; not the last
@@ -363,6 +366,10 @@ class _Tree:
                 first = self._top(stream, path)
                 if first[1].issym():
                     continue  # noted as a link: followed above
+                if where is None and not first[1].isdir():
+                    raise ExtractError(
+                        f"'{self.static}' is not a directory in the image: set --path-in-image"
+                    )
                 if not self._elsewhere(dest, path, where):
                     self._write(itertools.chain([first], stream), path, dest)
                 return
@@ -407,8 +414,9 @@ class _Tree:
             top = todo.pop()
             if _within(dest, top):
                 return True
-            below = self.link_paths[bisect.bisect_left(self.link_paths, top + "/") :]
-            for link in itertools.takewhile(lambda p, top=top: p.startswith(top + "/"), below):
+            # The links below TOP: sorted, they run from TOP + "/" to TOP + "0" ("0" follows "/").
+            low = bisect.bisect_left(self.link_paths, top + "/")
+            for link in self.link_paths[low : bisect.bisect_left(self.link_paths, top + "0")]:
                 looked += 1
                 if looked > MAX_CYCLE_CHECK:
                     return True
