@@ -202,10 +202,12 @@ def served_by_nginx(nginx: tuple[str, Path], files: Path, wanted: dict[str, byte
     return answers
 
 
-def leftover_containers() -> list[str]:
+def leftover_containers(image: str) -> list[str]:
+    """Extraction containers of IMAGE (this run's own: others may run the script on this engine)."""
     out = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label={LABEL}"], capture_output=True, text=True, check=True
-    )
+        ["docker", "ps", "-aq", "--filter", f"label={LABEL}", "--filter", f"ancestor={image}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
     return out.stdout.split()
 
 
@@ -225,7 +227,7 @@ def test_copy_is_byte_identical_with_links_resolved(images: dict[str, str], tmp_
     assert links_stay_inside(files) == {"one.js": "abs-one.js"}
     assert result["unresolved_links"] == ["dangling.js"]
     assert result["looping_links"] == ["a/b/up"]
-    assert not leftover_containers(), "extract_static.py left a container behind"
+    assert not leftover_containers(images["v1"]), "extract_static.py left a container behind"
     assert not [p for p in dest.iterdir() if p.name.startswith((".tmp-", ".stale-"))]
 
 
@@ -357,7 +359,7 @@ def test_missing_path_is_a_clear_error_and_leaves_nothing(images: dict[str, str]
     proc = run("--image", images["v1"], "--path-in-image", "/no/such/static", "--dest", str(dest))
     assert proc.returncode == 1
     assert "'/no/such/static' does not exist in image" in proc.stderr
-    assert not leftover_containers()
+    assert not leftover_containers(images["v1"])
     assert [p.name for p in dest.iterdir()] == [".lock"], "a failed extraction left files behind"
 
 
@@ -532,7 +534,9 @@ RUN mkdir -p /opt/app/chain /opt/app/parent/sub /opt/app/climb /opt/app/cycle /o
  && ln -s c2 /opt/app/cycle/c1 && ln -s c1 /opt/app/cycle/c2 \\
  && mkdir -p /opt/app/cross /opt/p /opt/q && echo hi > /opt/app/cross/index.html \\
  && echo p > /opt/p/pf && echo q > /opt/q/qf && ln -s /opt/q /opt/p/a && ln -s /opt/p /opt/q/b \\
- && ln -s /opt/p /opt/app/cross/x && ln -s /opt/q /opt/app/cross/y
+ && ln -s /opt/p /opt/app/cross/x && ln -s /opt/q /opt/app/cross/y \\
+ && mkdir -p /opt/app/enotdir && echo hi > /opt/app/enotdir/index.html \\
+ && ln -s /etc/hostname /opt/lnk && ln -s /opt/lnk/y/z /opt/app/enotdir/x
 """
 
 
@@ -601,4 +605,20 @@ def test_static_path_that_resolves_to_the_root_is_refused(link_image: str, tmp_p
     )
     assert proc.returncode == 1
     assert "'/opt/alias/..' is the image's root directory" in proc.stderr and "--path-in-image" in proc.stderr
+    assert [p.name for p in dest.iterdir()] == [".lock"]
+
+
+def test_link_through_a_file_points_nowhere(link_image: str, tmp_path: Path) -> None:
+    """x -> /opt/lnk/y/z with /opt/lnk -> /etc/hostname (a file): dangling, left out and reported.
+    The old script stopped with docker's "not a directory" error."""
+    result = extract(link_image, tmp_path / "static", "--path-in-image", "/opt/app/enotdir")
+    assert tree(tmp_path / "static" / "current" / "files") == {"index.html": b"hi\n"}
+    assert result["unresolved_links"] == ["x"] and "looping_links" not in result
+
+
+def test_static_path_that_is_a_file_is_refused(images: dict[str, str], tmp_path: Path) -> None:
+    dest = tmp_path / "static"
+    proc = run("--image", images["v1"], "--path-in-image", f"{STATIC}/one.js", "--dest", str(dest))
+    assert proc.returncode == 1
+    assert f"'{STATIC}/one.js' is not a directory in the image" in proc.stderr
     assert [p.name for p in dest.iterdir()] == [".lock"]
