@@ -119,7 +119,18 @@ def images_in_use() -> set[str]:
     ids = _docker("ps", "-aq", "--no-trunc").split()
     if not ids:
         return set()
-    return set(_docker("inspect", "--format", "{{.Image}}", *ids).split())
+    # A container listed may be gone a moment later (tmpnb removes idle ones all the time): docker
+    # inspect then prints the others and "No such object" for it. A gone container uses no image.
+    proc = subprocess.run(
+        [_docker_cli(), "inspect", "--format", "{{.Image}}", *ids],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    if proc.returncode != 0 and not (errors and all("No such object" in line for line in errors)):
+        raise ExtractError(f"docker inspect failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return set(proc.stdout.split())
 
 
 @contextlib.contextmanager

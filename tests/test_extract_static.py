@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import itertools
 import json
 import os
@@ -622,3 +623,27 @@ def test_static_path_that_is_a_file_is_refused(images: dict[str, str], tmp_path:
     assert proc.returncode == 1
     assert f"'{STATIC}/one.js' is not a directory in the image" in proc.stderr
     assert [p.name for p in dest.iterdir()] == [".lock"]
+
+
+def test_a_container_gone_between_listing_and_inspecting_uses_no_image(
+    images: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --keep-in-use the script lists every container, then inspects them; tmpnb removes idle
+    containers all the time, so one may be gone in between (seen here: "docker inspect failed: No
+    such object" stopped a run). The race cannot be forced: `docker ps` is made to list one more id."""
+    spec = importlib.util.spec_from_file_location("extract_static", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "extract_static", module)
+    spec.loader.exec_module(module)
+    real = module._docker
+    monkeypatch.setattr(module, "_docker", lambda *a: real(*a) + ("\n" + "0" * 64 if a[0] == "ps" else ""))
+    name = f"tmpnb-test-extract-static-gone-{os.getpid()}"
+    subprocess.run(
+        ["docker", "create", "--name", name, "--network", "none", images["v1"], "true"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        assert images["v1_id"] in module.images_in_use()
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
