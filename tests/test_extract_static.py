@@ -203,6 +203,21 @@ def served_by_nginx(nginx: tuple[str, Path], files: Path, wanted: dict[str, byte
     return answers
 
 
+@contextlib.contextmanager
+def a_container(image: str, role: str) -> Iterator[None]:
+    """A container created (not started) from IMAGE, as a notebook's would be; removed after."""
+    name = f"tmpnb-test-extract-static-{role}-{os.getpid()}"
+    subprocess.run(
+        ["docker", "create", "--name", name, "--network", "none", image, "true"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
 def leftover_containers(image: str) -> list[str]:
     """Extraction containers of IMAGE (this run's own: others may run the script on this engine)."""
     out = subprocess.run(
@@ -316,16 +331,9 @@ def test_copy_of_an_image_a_container_uses_is_kept_with_keep_in_use(
     old = images["v1_id"].removeprefix("sha256:")
     extract(images["v1"], dest)
     extract(images["v2"], dest)
-    name = f"tmpnb-test-extract-static-user-{os.getpid()}"
-    subprocess.run(
-        ["docker", "create", "--name", name, "--network", "none", images["v1"], "true"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    try:
+    with a_container(images["v1"], "user"):
         kept = extract(images["v2"], dest, "--keep", "0", "--keep-in-use")
         assert kept["changed"] is False and kept["removed"] == [] and (dest / old).is_dir()
-    finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
     pruned = extract(images["v2"], dest, "--keep", "0", "--keep-in-use")
     assert pruned["removed"] == [old] and not (dest / old).exists()
 
@@ -638,12 +646,5 @@ def test_a_container_gone_between_listing_and_inspecting_uses_no_image(
     spec.loader.exec_module(module)
     real = module._docker
     monkeypatch.setattr(module, "_docker", lambda *a: real(*a) + ("\n" + "0" * 64 if a[0] == "ps" else ""))
-    name = f"tmpnb-test-extract-static-gone-{os.getpid()}"
-    subprocess.run(
-        ["docker", "create", "--name", name, "--network", "none", images["v1"], "true"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    try:
+    with a_container(images["v1"], "gone"):
         assert images["v1_id"] in module.images_in_use()
-    finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
