@@ -314,18 +314,22 @@ class _Tree:
                 self._top(stream, path)
         return self.kinds[path]
 
-    def prefetch(self) -> None:
-        """Read, a few at a time, what the directories the pending links name by their text are:
-        `resolve` then mostly finds them known (a guess: a link among them is followed as usual)."""
-        if self.fetched == len(self.pending):
-            return
+    def prefetch(self, paths: list[str] | None = None) -> None:
+        """Read, a few at a time, what the parents of PATHS (default: what the links not yet looked at
+        name) are by their text: `resolve` then mostly finds them known. Only a guess: a link among
+        them is followed as usual, and a path the image lacks is just left to `resolve`."""
+        if paths is None:
+            paths = [posixpath.join(posixpath.dirname(where), target) for _, where, target in self.pending]
+            paths = paths[self.fetched :]
+            self.fetched = len(self.pending)
         wanted: set[str] = set()
-        for _, where, target in list(self.pending)[self.fetched :]:
-            path = posixpath.dirname(posixpath.normpath(posixpath.join(posixpath.dirname(where), target)))
+        for text in paths:
+            path = posixpath.dirname(posixpath.normpath(text))
             while path not in self.kinds and path not in wanted:
                 wanted.add(path)
                 path = posixpath.dirname(path)
-        self.fetched = len(self.pending)
+        if not wanted:
+            return
         with ThreadPoolExecutor(max_workers=PREFETCH_WORKERS) as pool:
             for guess in sorted(wanted):
                 pool.submit(self.kind, guess)  # a failure only leaves the guess unknown: read again later
@@ -485,6 +489,7 @@ def copy_tree(cid: str, path_in_image: str, copy: Copy) -> None:
     """Copy PATH_IN_IMAGE (resolved in the image) from the container to copy.root, links resolved
     (see _Tree). FileNotFoundError when the path is not in the image."""
     tree = _Tree(cid, path_in_image, copy)
+    tree.prefetch([path_in_image])
     try:
         tree.place(".", "/", path_in_image, None)
     except _Dangling:
