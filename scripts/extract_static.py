@@ -8,14 +8,24 @@ Runs on the tmpnb host as root with python3 and the `docker` CLI only (no third-
 No container is run: one is created (`docker create`), its files are streamed out with
 `docker cp CONTAINER:PATH -`, and it is always removed. The copy lands in DEST/<image-id>/:
 
-    DEST/<image-id>/manifest.json   image id, path, every file with its size and sha256
+    DEST/<image-id>/manifest.json   image id, path, every file with its size and sha256, every link
     DEST/<image-id>/files/...       the static files (what nginx serves)
     DEST/current -> <image-id>      switched atomically (rename of a temporary symlink)
 
 The copy is written to a temporary directory under DEST and renamed into place, so nginx never sees
-a half-written tree. Symbolic links in the image are resolved inside the image (Debian's
-jupyter-notebook links most of static/components/ to /usr/share/javascript): the copy holds real
-files and never points at the host's own /usr/share.
+a half-written tree. Symbolic links in the image are resolved inside the image as the image resolves
+them, one component at a time, links among a link's parents and chains of links included (Debian's
+jupyter-notebook links most of static/components/ to /usr/share/javascript): nothing in the copy
+points at the host's own /usr/share. A link that lands on `/`, on a parent of the static directory
+or of itself, or goes round a cycle of links, is a loop: left out and reported, as is a dangling one.
+
+Each path of the image is copied once. A later link to it (siblings a -> d, b -> d; the same file
+linked twice), or a later link to a directory holding it, becomes a relative symbolic link inside the
+copy to that first copy: the copy stays as large as what the image holds, where copying every link
+again grew it as 2**levels. Symbolic links rather than hard links: a hard link cannot name a
+directory, so each directory would still be made again, its entries multiplied. nginx follows them
+(roles/nginx_static sets no `disable_symlinks`); none points outside the copy or at one of its own
+parents, and the manifest lists them.
 
 An unchanged image changes nothing. The last line of standard output is a JSON object with
 `"changed": true|false` (for Ansible's changed_when). Old copies beyond --keep are removed, but
@@ -32,9 +42,11 @@ Exit status: 0 done (changed or not), 1 an error (stated on standard error), 2 b
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import posixpath
@@ -44,7 +56,9 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -55,7 +69,9 @@ MANIFEST = "manifest.json"
 FILES = "files"
 CURRENT = "current"
 LABEL = "org.jupyter.tmpnb.extract-static"
-MAX_LINK_DEPTH = 16
+PREFETCH_WORKERS = 4  # docker cp calls at once while reading what the pending links go through
+MAX_LINK_HOPS = 40  # links followed on one path before it is a loop, as Linux (ELOOP)
+MAX_CYCLE_CHECK = 10_000  # links of the copy looked at to tell whether a new one closes a cycle
 _IMAGE_DIR = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -103,7 +119,18 @@ def images_in_use() -> set[str]:
     ids = _docker("ps", "-aq", "--no-trunc").split()
     if not ids:
         return set()
-    return set(_docker("inspect", "--format", "{{.Image}}", *ids).split())
+    # A container listed may be gone a moment later (tmpnb removes idle ones all the time): docker
+    # inspect then prints the others and "No such object" for it. A gone container uses no image.
+    proc = subprocess.run(
+        [_docker_cli(), "inspect", "--format", "{{.Image}}", *ids],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    if proc.returncode != 0 and not (errors and all("No such object" in line for line in errors)):
+        raise ExtractError(f"docker inspect failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return set(proc.stdout.split())
 
 
 @contextlib.contextmanager
@@ -129,12 +156,21 @@ def created_container(image: str) -> Iterator[str]:
 # --- copying a tree out of the container ----------------------------------------------------------
 
 
+class _Dangling(Exception):
+    """A path that names nothing in the image (or goes through a file as if it were a directory)."""
+
+
+class _TooManyLinks(Exception):
+    """More than MAX_LINK_HOPS links on one path: a cycle of links (a -> b, b -> a), as ELOOP."""
+
+
 @dataclass
 class Copy:
-    """What one extraction wrote: relative path -> (bytes, sha256); notes for the operator."""
+    """What one extraction wrote: relative path -> (bytes, sha256), links made; notes for the operator."""
 
     root: Path
     files: dict[str, tuple[int, str]] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
     unresolved: list[str] = field(default_factory=list)
     loops: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -143,20 +179,31 @@ class Copy:
     total_bytes: int = 0
 
     def add(self, rel: str, size: int) -> None:
-        """Count one more file of SIZE bytes; a clear error past --max-files or --max-bytes."""
-        if len(self.files) + 1 > self.max_files:
+        """Count one more file of SIZE bytes (a link: 0); a clear error past --max-files or --max-bytes."""
+        if len(self.files) + len(self.links) + 1 > self.max_files:
             raise ExtractError(f"more than {self.max_files} files to copy (at {rel}): raise --max-files")
         if self.total_bytes + size > self.max_bytes:
             raise ExtractError(f"more than {self.max_bytes} bytes to copy (at {rel}): raise --max-bytes")
         self.total_bytes += size
 
 
-def _relative(name: str) -> PurePosixPath | None:
-    """A tar member's path below the archive's top entry; None for the top entry itself."""
+def _relative(name: str) -> str:
+    """A tar member's path below the archive's top entry; "" for the top entry itself."""
     if name.startswith("/") or ".." in PurePosixPath(name).parts:
         raise ExtractError(f"unsafe path in the archive from docker cp: {name!r}")
-    rel = [p for p in PurePosixPath(name).parts if p != "."][1:]
-    return PurePosixPath(*rel) if rel else None
+    return "/".join([p for p in PurePosixPath(name).parts if p != "."][1:])
+
+
+def _join(base: str, rel: str) -> str:
+    """BASE/REL for paths in the copy ("." is its root) or in the image (absolute)."""
+    if not rel:
+        return base
+    return rel if base == "." else posixpath.join(base, rel)
+
+
+def _parts(path: str) -> list[str]:
+    """PATH's components as a stack (the first one last), without empty ones and `.`."""
+    return [p for p in reversed(path.split("/")) if p not in ("", ".")]
 
 
 def _write_file(src: IO[bytes], target: Path, mtime: float) -> tuple[int, str]:
@@ -173,34 +220,43 @@ def _write_file(src: IO[bytes], target: Path, mtime: float) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _stream(cid: str, path_in_image: str) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
-    """Members of `docker cp -L CID:PATH -` (a tar stream; -L follows PATH if it is a link)."""
+Member = tuple[tarfile.TarFile, tarfile.TarInfo]
+
+
+def _stream(cid: str, path: str) -> Iterator[Member]:
+    """Members of `docker cp CID:PATH -`, a tar stream whose top entry is PATH itself.
+
+    docker follows the links among PATH's parents inside the image's root (never on this host), not
+    PATH itself: a link comes as one entry, the link. Closing the generator early stops docker.
+    """
     proc = subprocess.Popen(
-        [_docker_cli(), "cp", "-L", f"{cid}:{path_in_image}", "-"],
+        [_docker_cli(), "cp", f"{cid}:{path}", "-"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stderr is not None
+    read_all = False
     try:
-        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-            for member in tar:
-                yield tar, member
-    except tarfile.ReadError:
-        pass  # an empty stream: the error is in docker's exit status, read below
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                for member in tar:
+                    yield tar, member
+        except tarfile.ReadError:
+            pass  # an empty stream: the error is in docker's exit status, read below
+        read_all = True
     finally:
+        if not read_all:  # the reader stopped early (or failed): docker need not send the rest
+            proc.kill()
         proc.stdout.close()
         err = proc.stderr.read().decode(errors="replace").strip()
         proc.stderr.close()
         rc = proc.wait()
     if rc != 0:
-        if "Could not find the file" in err or "No such container:path" in err:
-            raise FileNotFoundError(path_in_image)
-        raise ExtractError(f"docker cp {path_in_image} failed: {err}")
-
-
-def _link_target(member_path: str, linkname: str) -> str:
-    """Where a link points inside the image, resolved lexically (for loop detection only)."""
-    return posixpath.normpath(posixpath.join(posixpath.dirname(member_path), linkname))
+        if any(
+            why in err for why in ("Could not find the file", "No such container:path", "not a directory")
+        ):
+            raise FileNotFoundError(path)
+        raise ExtractError(f"docker cp {path} failed: {err}")
 
 
 def _within(path: str, ancestor: str) -> bool:
@@ -208,64 +264,248 @@ def _within(path: str, ancestor: str) -> bool:
     return ancestor == "/" or path == ancestor or path.startswith(ancestor + "/")
 
 
-def copy_tree(
-    cid: str,
-    path_in_image: str,
-    copy: Copy,
-    below: PurePosixPath,
-    chain: tuple[str, ...] = (),
-    real: str | None = None,
-) -> None:
-    """Copy PATH (file or directory) from the container to copy.root/below, resolving links.
+class _Tree:
+    """The static tree copied out of a created container, each link resolved as the image resolves it.
 
-    docker reads PATH (links in it resolved inside the image); `real` is where PATH points, resolved
-    lexically, and chain holds the `real` paths being copied around this call, so that a link back
-    into one of them (a loop) is left out instead of being copied again and again.
+    Paths are resolved one component at a time, like realpath(3) inside the image's root: what a
+    path is (directory, file, or link and its target) comes from the archives already read, else from
+    `docker cp CONTAINER:PATH -` stopped after its first entry. So a link to a link to `/`, a chain
+    through links outside the static path, or `../../..` climbing above the root (which stays at `/`)
+    lands where it lands in the image.
+
+    Each real path of the image is copied once: `placed` says where its copy went, and a later link to
+    it (or a later archive holding it again: a link to a parent of something copied) becomes a
+    relative link inside the copy to that first copy. Links are followed breadth first, so the first
+    copy is the one nearest the top. No link in the copy points outside it or closes a cycle in it.
     """
-    real = real or posixpath.normpath(path_in_image)
-    chain = (*chain, real)
-    links: list[tuple[PurePosixPath, str, str]] = []
-    hardlinks: list[tuple[PurePosixPath, PurePosixPath]] = []
-    for tar, member in _stream(cid, path_in_image):
-        rel = _relative(member.name)
-        dest_rel = below / rel if rel else below
-        target = copy.root / dest_rel
-        if member.isdir():
-            target.mkdir(parents=True, exist_ok=True)
-            target.chmod(0o755)
-        elif member.isreg():
-            copy.add(dest_rel.as_posix(), member.size)
-            src = tar.extractfile(member)
-            assert src is not None
-            copy.files[dest_rel.as_posix()] = _write_file(src, target, member.mtime)
-        elif member.issym():
-            member_path = f"{path_in_image}/{rel.as_posix()}" if rel else path_in_image
-            member_real = f"{real}/{rel.as_posix()}" if rel else real
-            points_to = _link_target(member_real, member.linkname)
-            if _within(member_real, points_to):  # a link to itself or one of its parents (or /)
-                copy.loops.append(dest_rel.as_posix())
-            else:
-                links.append((dest_rel, member_path, points_to))
-        elif member.islnk():
-            linked = _relative(member.linkname)
-            if linked is None:
-                raise ExtractError(f"hard link to the top of the archive: {member.name!r}")
-            hardlinks.append((dest_rel, below / linked))
+
+    def __init__(self, cid: str, static: str, copy: Copy) -> None:
+        self.cid = cid
+        self.static = static
+        self.copy = copy
+        self.kinds: dict[str, tuple[str, str]] = {"/": ("dir", "")}  # real path -> (kind, link target)
+        self.placed: dict[str, str] = {}  # real path in the image -> its copy, relative to copy.root
+        self.root = ""  # the static directory's real path in the image
+        self.pending: deque[tuple[str, str, str]] = deque()  # (copy path, link's real path, its target)
+        self.fetched = 0  # how many of the pending links prefetch() has looked at
+        self.link_to: dict[str, str] = {}  # links made in the copy -> the copy path they name
+        self.link_paths: list[str] = []  # the same links, sorted (those below a directory: a slice)
+
+    def _note(self, path: str, member: tarfile.TarInfo) -> None:
+        if member.issym():
+            self.kinds[path] = ("link", member.linkname)
         else:
-            copy.skipped.append(dest_rel.as_posix())
-    for dest_rel, source in hardlinks:
-        copy.add(dest_rel.as_posix(), copy.files[source.as_posix()][0])
-        shutil.copy2(copy.root / source, copy.root / dest_rel)
-        copy.files[dest_rel.as_posix()] = copy.files[source.as_posix()]
-    for dest_rel, member_path, points_to in links:
-        if len(chain) > MAX_LINK_DEPTH or any(_within(c, points_to) for c in chain):
-            copy.loops.append(dest_rel.as_posix())
-            continue
+            self.kinds[path] = ("dir" if member.isdir() else "file", "")
+
+    def _top(self, stream: Iterator[Member], path: str) -> Member:
+        """The archive's first entry (PATH itself), noted; _Dangling when PATH is not in the image."""
         try:
-            # docker resolves the link inside the image's root, never on this host.
-            copy_tree(cid, member_path, copy, dest_rel, chain, points_to)
-        except FileNotFoundError:
-            copy.unresolved.append(dest_rel.as_posix())
+            tar, top = next(stream)
+        except (FileNotFoundError, StopIteration):
+            self.kinds[path] = ("missing", "")
+            raise _Dangling(path) from None
+        self._note(path, top)
+        return tar, top
+
+    def kind(self, path: str) -> tuple[str, str]:
+        """What PATH (its parents real) is in the image: (dir|file|link|missing, link target)."""
+        if path not in self.kinds:
+            with contextlib.closing(_stream(self.cid, path)) as stream, contextlib.suppress(_Dangling):
+                self._top(stream, path)
+        return self.kinds[path]
+
+    def prefetch(self, paths: list[str] | None = None) -> None:
+        """Read, a few at a time, what the parents of PATHS (default: what the links not yet looked at
+        name) are by their text: `resolve` then mostly finds them known. Only a guess: a link among
+        them is followed as usual, and a path the image lacks is just left to `resolve`."""
+        if paths is None:
+            paths = [posixpath.join(posixpath.dirname(where), target) for _, where, target in self.pending]
+            paths = paths[self.fetched :]
+            self.fetched = len(self.pending)
+        wanted: set[str] = set()
+        for text in paths:
+            path = posixpath.dirname(posixpath.normpath(text))
+            while path not in self.kinds and path not in wanted:
+                wanted.add(path)
+                path = posixpath.dirname(path)
+        if not wanted:
+            return
+        with ThreadPoolExecutor(max_workers=PREFETCH_WORKERS) as pool:
+            for guess in sorted(wanted):
+                pool.submit(self.kind, guess)  # a failure only leaves the guess unknown: read again later
+
+    def resolve(self, start: str, target: str, hops: int) -> tuple[str, int]:
+        """START (a real directory) joined with TARGET, every link on the way followed; not the last
+        component, which the caller reads (an archive's top entry says whether it is a link)."""
+        done = "/" if target.startswith("/") else start
+        todo = _parts(target)
+        while todo:
+            part = todo.pop()
+            if part == "..":  # `done` holds no link, so its parent is the real one (`/..` is `/`)
+                done = posixpath.dirname(done)
+                continue
+            path = posixpath.join(done, part)
+            if not todo:
+                return path, hops
+            kind, link = self.kind(path)
+            if kind == "link":
+                hops = self._hop(hops)
+                done = "/" if link.startswith("/") else done
+                todo.extend(_parts(link))
+            elif kind == "dir":
+                done = path
+            else:
+                raise _Dangling(path)
+        return done, hops
+
+    @staticmethod
+    def _hop(hops: int) -> int:
+        if hops >= MAX_LINK_HOPS:
+            raise _TooManyLinks
+        return hops + 1
+
+    def place(self, dest: str, start: str, target: str, where: str | None) -> None:
+        """Fill DEST in the copy with what the link at WHERE (real path; None for the static directory
+        itself) points to: START/TARGET resolved. A copy, a link to the first copy, or a loop."""
+        path, hops = self.resolve(start, target, 0)
+        while True:
+            kind, link = self.kinds.get(path, ("unknown", ""))
+            if kind == "missing":
+                raise _Dangling(path)
+            if kind == "link":
+                path, hops = self.resolve(posixpath.dirname(path), link, self._hop(hops))
+                continue
+            if kind != "unknown" and self._elsewhere(dest, path, where):
+                return  # known without reading the image again
+            with contextlib.closing(_stream(self.cid, path)) as stream:
+                first = self._top(stream, path)
+                if first[1].issym():
+                    continue  # noted as a link: followed above
+                if where is None and not first[1].isdir():
+                    raise ExtractError(
+                        f"'{self.static}' is not a directory in the image: set --path-in-image"
+                    )
+                if not self._elsewhere(dest, path, where):
+                    self._write(itertools.chain([first], stream), path, dest)
+                return
+
+    def _elsewhere(self, dest: str, path: str, where: str | None) -> bool:
+        """Whether DEST is done without copying PATH (real, not a link): a loop, left out, when PATH is
+        `/`, a parent of the static directory or of the link itself; a link when PATH is copied already."""
+        if where is None:
+            if path == "/":
+                raise ExtractError(
+                    f"'{self.static}' is the image's root directory (links followed): set --path-in-image"
+                )
+            self.root = path
+            return False
+        if path == "/" or _within(self.root, path) or _within(where, path):
+            self.copy.loops.append(dest)
+            return True
+        if path in self.placed:
+            self._link(dest, self.placed[path])
+            return True
+        return False
+
+    def _link(self, dest: str, first: str) -> None:
+        """DEST becomes a relative link to FIRST, the copy of the same path of the image. A link that
+        would close a cycle in the copy (FIRST holds DEST, or links on to what holds it: x/a -> y,
+        y/b -> x) is left out as a loop instead, so that following the copy's links always ends."""
+        if first == "." or self._reaches(first, dest):
+            self.copy.loops.append(dest)
+            return
+        self.copy.add(dest, 0)
+        rel = posixpath.relpath(posixpath.join("/", first), posixpath.join("/", posixpath.dirname(dest)))
+        (self.copy.root / dest).symlink_to(rel)
+        self.copy.links[dest] = rel
+        self.link_to[dest] = first
+        bisect.insort(self.link_paths, dest)
+
+    def _reaches(self, start: str, dest: str) -> bool:
+        """Whether following the copy from START (copy path) can come to DEST: START holds it, or holds
+        a link to what does, and so on. Past MAX_CYCLE_CHECK links looked at, it is taken to (a loop)."""
+        todo, seen, looked = [start], {start}, 0
+        while todo:
+            top = todo.pop()
+            if _within(dest, top):
+                return True
+            # The links below TOP: sorted, they run from TOP + "/" to TOP + "0" ("0" follows "/").
+            low = bisect.bisect_left(self.link_paths, top + "/")
+            for link in self.link_paths[low : bisect.bisect_left(self.link_paths, top + "0")]:
+                looked += 1
+                if looked > MAX_CYCLE_CHECK:
+                    return True
+                if self.link_to[link] not in seen:
+                    seen.add(self.link_to[link])
+                    todo.append(self.link_to[link])
+        return False
+
+    def _write(self, members: Iterator[Member], path: str, dest: str) -> None:
+        """Copy the archive of PATH (real) to DEST; its links wait in `pending`, breadth first."""
+        copy = self.copy
+        skip = ""  # a directory copied before: its entries in this archive are not copied again
+        hardlinks: list[tuple[str, str, str]] = []
+        for tar, member in members:
+            rel = _relative(member.name)
+            real = _join(path, rel)
+            if skip and _within(real, skip):
+                continue
+            out = _join(dest, rel)
+            self._note(real, member)
+            if real in self.placed:
+                self._link(out, self.placed[real])
+                skip = real
+            elif member.isdir():
+                (copy.root / out).mkdir(parents=True, exist_ok=True)
+                (copy.root / out).chmod(0o755)
+                self.placed[real] = out
+            elif member.isreg():
+                copy.add(out, member.size)
+                src = tar.extractfile(member)
+                assert src is not None
+                copy.files[out] = _write_file(src, copy.root / out, member.mtime)
+                self.placed[real] = out
+            elif member.issym():
+                self.pending.append((out, real, member.linkname))
+            elif member.islnk():
+                linked = _relative(member.linkname)
+                if not linked:
+                    raise ExtractError(f"hard link to the top of the archive: {member.name!r}")
+                hardlinks.append((out, real, _join(path, linked)))
+            else:
+                copy.skipped.append(out)
+        for out, real, source in hardlinks:
+            first = self.placed.get(source, "")
+            if first not in copy.files:
+                copy.skipped.append(out)
+                continue
+            copy.add(out, copy.files[first][0])
+            shutil.copy2(copy.root / first, copy.root / out)
+            copy.files[out] = copy.files[first]
+            self.placed[real] = out
+
+
+def copy_tree(cid: str, path_in_image: str, copy: Copy) -> None:
+    """Copy PATH_IN_IMAGE (resolved in the image) from the container to copy.root, links resolved
+    (see _Tree). FileNotFoundError when the path is not in the image."""
+    tree = _Tree(cid, path_in_image, copy)
+    tree.prefetch([path_in_image])
+    try:
+        tree.place(".", "/", path_in_image, None)
+    except _Dangling:
+        raise FileNotFoundError(path_in_image) from None
+    except _TooManyLinks:
+        raise ExtractError(f"path '{path_in_image}' goes through a loop of links in the image") from None
+    while tree.pending:
+        tree.prefetch()
+        dest, where, target = tree.pending.popleft()
+        tree.fetched -= 1
+        try:
+            tree.place(dest, posixpath.dirname(where), target, where)
+        except _Dangling:
+            copy.unresolved.append(dest)
+        except _TooManyLinks:
+            copy.loops.append(dest)
 
 
 # --- the versioned directory ---------------------------------------------------------------------
@@ -284,12 +524,15 @@ def is_complete(directory: Path, full_id: str) -> bool:
     if not manifest or manifest.get("image_id") != full_id:
         return False
     files = directory / FILES
-    for entry in manifest.get("files", []):
-        try:
-            if (files / entry["path"]).stat().st_size != entry["bytes"]:
+    try:
+        for entry in manifest.get("files", []):
+            if (files / entry["path"]).lstat().st_size != entry["bytes"]:
                 return False
-        except (OSError, KeyError, TypeError):
-            return False
+        for entry in manifest.get("links", []):
+            if os.readlink(files / entry["path"]) != entry["target"]:
+                return False
+    except (OSError, KeyError, TypeError):
+        return False
     return True
 
 
@@ -303,7 +546,7 @@ def extract(image: str, full_id: str, path_in_image: str, dest: Path, max_files:
     try:
         with created_container(image) as cid:
             try:
-                copy_tree(cid, path_in_image, copy, PurePosixPath("."))
+                copy_tree(cid, path_in_image, copy)
             except FileNotFoundError:
                 raise ExtractError(
                     f"path '{path_in_image}' does not exist in image '{image}' (set --path-in-image)"
@@ -324,6 +567,8 @@ def extract(image: str, full_id: str, path_in_image: str, dest: Path, max_files:
                 {"path": path, "bytes": size, "sha256": digest}
                 for path, (size, digest) in sorted(copy.files.items())
             ],
+            "link_count": len(copy.links),
+            "links": [{"path": path, "target": target} for path, target in sorted(copy.links.items())],
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         (tmp / MANIFEST).chmod(0o644)
@@ -445,6 +690,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["extracted"] = True
             result["files"] = len(copy.files)
             result["bytes"] = sum(size for size, _ in copy.files.values())
+            result["links"] = len(copy.links)
             for key, paths, why in (
                 ("unresolved_links", copy.unresolved, "point nowhere"),
                 ("looping_links", copy.loops, "loop back into the tree"),
