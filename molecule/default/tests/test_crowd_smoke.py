@@ -19,6 +19,7 @@ def test_a_small_crowd_gets_notebooks_with_no_error(host, site_url, tmp_path: Pa
         str(crowd), site_url + "/",
         "--visitors=2", "--arrival=1", "--kernels=2", "--sockets-per-kernel=1",
         "--stay=4", "--think=1", "--delete-kernels", "--quiet",
+        "--step-timeout=120",  # a shared 2-core machine can be slow; errors, not speed, are checked
         f"--host-container={host.backend.get_hostname()}",
         "--json", str(out_json), "--chart", str(chart),
     ]  # fmt: skip

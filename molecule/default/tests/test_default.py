@@ -30,6 +30,8 @@ from tmpnb.crowd.messages import execute_request
 
 ROOT = Path(__file__).resolve().parents[3]
 GROUP_VARS = yaml.safe_load((ROOT / "inventories/local/group_vars/tmpnb.yml").read_text())
+# what this scenario's host_vars change on top of the local inventory (tmpnb_capacity)
+HOST_VARS = yaml.safe_load((ROOT / "molecule/default/inventory/host_vars/tmpnb-default.yml").read_text())
 STATIC_IN_IMAGE = "/usr/lib/python3/dist-packages/notebook/static"
 STATIC_FILE = "base/js/namespace.js"
 LIMITS_NOFILE = 1048576  # limits_nofile's default; the local inventory does not change it
@@ -223,7 +225,7 @@ def test_tmpnb_unit_hardening(host):
 def test_orchestrator_config_is_the_inventorys(host):
     config = host.file("/etc/tmpnb/tmpnb.toml").content_string
     assert f'image = "{GROUP_VARS["tmpnb_image"]}"' in config
-    assert f"capacity = {GROUP_VARS['tmpnb_capacity']}" in config
+    assert f"capacity = {HOST_VARS['tmpnb_capacity']}" in config
     assert f"pool_size = {GROUP_VARS['tmpnb_pool_size']}" in config
     assert f"mem_limit_mb = {GROUP_VARS['tmpnb_slice_mb']}" in config
     assert host.run("/opt/tmpnb/venv/bin/tmpnb --check-config /etc/tmpnb/tmpnb.toml").rc == 0
