@@ -76,14 +76,15 @@ def chp_token(host) -> str:
 
 
 HTTP_PROBE = """
-import sys, urllib.request, urllib.error
+import sys, time, urllib.request, urllib.error
 req = urllib.request.Request(sys.argv[1], headers=dict(h.split(": ", 1) for h in sys.argv[2:]))
+start = time.monotonic()
 try:
     with urllib.request.urlopen(req, timeout=10) as res:
         status, body = res.status, res.read()
 except urllib.error.HTTPError as err:
     status, body = err.code, err.read()
-sys.stdout.write(f"{status}\\n{body.decode()}")
+sys.stdout.write(f"{status} {time.monotonic() - start:.3f}\\n{body.decode()}")
 """
 
 
@@ -97,11 +98,19 @@ def systemd_show(host, unit: str, *props: str) -> dict[str, str]:
     return values
 
 
+def host_get_timed(host, url: str, *headers: str) -> tuple[int, str, float]:
+    """GET from inside the test host (loopback-only services): (status, body, seconds the request
+    took, measured there: no `docker exec` overhead)."""
+    out = host.check_output("python3 -c %s %s" + " %s" * len(headers), HTTP_PROBE, url, *headers)
+    first, _, body = out.partition("\n")
+    status, seconds = first.split()
+    return int(status), body, float(seconds)
+
+
 def host_get(host, url: str, *headers: str) -> tuple[int, str]:
     """GET from inside the test host (loopback-only services): (status, body)."""
-    out = host.check_output("python3 -c %s %s" + " %s" * len(headers), HTTP_PROBE, url, *headers)
-    status, _, body = out.partition("\n")
-    return int(status), body
+    status, body, _ = host_get_timed(host, url, *headers)
+    return status, body
 
 
 def stats(host) -> dict:
