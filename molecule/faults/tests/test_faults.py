@@ -188,7 +188,7 @@ def test_dockerd_restart_with_live_restore(host, site_url, kernel, chp_token):
     assert_cell_serves(host, site_url, chp_token, kernel, "dockerd restart")
 
 
-def test_nginx_reloads_under_a_request_stream(host, site_url, visitor, kernel):
+def test_nginx_reloads_under_a_request_stream(host, site_url, visitor, kernel, chp_token):
     master = main_pid(host, "nginx.service")
     workers_before = set(host.check_output(f"pgrep -P {master}").split())
     results: list[str] = []
@@ -240,6 +240,7 @@ def test_nginx_reloads_under_a_request_stream(host, site_url, visitor, kernel):
     assert len(results) > 10
     assert kernel.is_open, "the websocket closed during nginx reloads"
     assert kernel.execute("print(x+1)") == "42\n"
+    wait_routes_match_containers(host, chp_token)
 
 
 def test_chp_kill_9(host, site_url, visitor, kernel, chp_token):
