@@ -9,16 +9,12 @@ are printed, never asserted.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
 import re
-import subprocess
+import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -26,31 +22,32 @@ import pytest
 import requests
 import yaml
 
-from tmpnb.crowd.messages import execute_request
-
 ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "molecule/shared"))
+pytest.register_assert_rewrite("cell")
+from cell import (  # noqa: E402 - the shared module of the end-to-end scenarios
+    TIMEOUT,
+    browser_headers,
+    container_of,
+    delete_kernel,
+    execute,
+    host_get,
+    run_in_kernel,
+    spawn,
+    start_kernel,
+    systemd_show,
+    wait_for_pool,
+)
+
+# The shared fixtures (site_url, chp_token, visitor) come from the same module.
+pytest_plugins = ["cell"]
+
 GROUP_VARS = yaml.safe_load((ROOT / "inventories/local/group_vars/tmpnb.yml").read_text())
 # what this scenario's host_vars change on top of the local inventory (tmpnb_capacity)
 HOST_VARS = yaml.safe_load((ROOT / "molecule/default/inventory/host_vars/tmpnb-default.yml").read_text())
 STATIC_IN_IMAGE = "/usr/lib/python3/dist-packages/notebook/static"
 STATIC_FILE = "base/js/namespace.js"
 LIMITS_NOFILE = 1048576  # limits_nofile's default; the local inventory does not change it
-TIMEOUT = 30
-
-
-@dataclass
-class Visitor:
-    """A browser-less visitor: a session (cookies) and the notebook path it was sent to."""
-
-    session: requests.Session
-    site: str  # the site's URL the visitor used, e.g. http://127.0.0.1:32768 (also its Origin)
-    user_path: str  # "/user/<id>/"
-    landing: str  # the URL the spawn redirect pointed to
-    seconds: float  # POST /spawn -> notebook page answered
-
-    @property
-    def user_id(self) -> str:
-        return self.user_path.strip("/").split("/")[-1]
 
 
 @pytest.fixture(scope="module")
@@ -60,111 +57,7 @@ def base_url(host) -> str:
     return f"http://{ip}"
 
 
-@pytest.fixture(scope="module")
-def site_url(host) -> str:
-    """The site as a browser on this machine opens it: the published loopback port (like make demo's)."""
-    out = subprocess.run(
-        ["docker", "port", host.backend.get_hostname(), "80/tcp"], capture_output=True, text=True, check=True
-    ).stdout
-    m = re.search(r"^127\.0\.0\.1:(\d+)$", out, re.M)
-    assert m, f"the test host publishes no loopback port for 80: {out!r}"
-    assert m.group(1) not in ("80", "443")
-    return f"http://127.0.0.1:{m.group(1)}"
-
-
-@pytest.fixture(scope="module")
-def chp_token(host) -> str:
-    env = host.file("/etc/configurable-http-proxy/auth.env").content_string
-    return re.search(r"^CONFIGPROXY_AUTH_TOKEN=(\S+)$", env, re.M).group(1).strip("'\"")
-
-
-HTTP_PROBE = """
-import sys, urllib.request, urllib.error
-req = urllib.request.Request(sys.argv[1], headers=dict(h.split(": ", 1) for h in sys.argv[2:]))
-try:
-    with urllib.request.urlopen(req, timeout=10) as res:
-        status, body = res.status, res.read()
-except urllib.error.HTTPError as err:
-    status, body = err.code, err.read()
-sys.stdout.write(f"{status}\\n{body.decode()}")
-"""
-
-
-def host_get(host, url: str, *headers: str) -> tuple[int, str]:
-    """GET from inside the test host (loopback-only services): (status, body)."""
-    out = host.check_output("python3 -c %s %s" + " %s" * len(headers), HTTP_PROBE, url, *headers)
-    status, _, body = out.partition("\n")
-    return int(status), body
-
-
-def wait_for_pool(host, want: int = 1, timeout: float = 180) -> dict:
-    """The orchestrator's own stats (inside the host): wait until `want` containers are pooled."""
-    deadline = time.monotonic() + timeout
-    stats: dict = {}
-    while time.monotonic() < deadline:
-        status, body = host_get(host, "http://127.0.0.1:9999/api/stats")
-        if status == 200:
-            stats = json.loads(body)
-            if stats["available"] >= want:
-                return stats
-        time.sleep(1)
-    raise AssertionError(f"the warm pool did not reach {want} container(s) in {timeout} s: {stats}")
-
-
-def spawn(host, base_url: str) -> Visitor:
-    """GET / like a browser, POST /spawn, follow the redirect to the notebook page."""
-    wait_for_pool(host)
-    s = requests.Session()
-    index = s.get(base_url + "/", timeout=TIMEOUT)
-    assert index.status_code == 200, index.text
-    assert 'action="/spawn"' in index.text, "GET / is not the spawn page"
-    start = time.monotonic()
-    res = s.post(base_url + "/spawn", allow_redirects=False, timeout=TIMEOUT)
-    assert res.status_code == 303, f"POST /spawn answered {res.status_code}: {res.text[:300]}"
-    location = res.headers["Location"]
-    m = re.match(r"^(?:https?://[^/]+)?(/user/[A-Za-z0-9_-]{11,}/)", location)
-    assert m, f"spawn redirected to {location!r}, not to /user/<id>/..."
-    page = s.get(requests.compat.urljoin(base_url + "/", location), timeout=TIMEOUT)
-    seconds = time.monotonic() - start
-    assert page.status_code == 200, f"{location} answered {page.status_code}"
-    assert "Jupyter" in page.text
-    return Visitor(session=s, site=base_url, user_path=m.group(1), landing=location, seconds=seconds)
-
-
-@pytest.fixture(scope="module")
-def visitor(host, site_url) -> Visitor:
-    v = spawn(host, site_url)
-    print(f"\n[figure] time-to-notebook (POST /spawn -> notebook page answered): {v.seconds:.3f} s")
-    return v
-
-
-def container_of(host, chp_token: str, user_path: str) -> tuple[str, str]:
-    """(container name, container IP) of the route CHP holds for a user path."""
-    status, body = host_get(host, "http://127.0.0.1:8001/api/routes", f"Authorization: token {chp_token}")
-    assert status == 200, body
-    routes = json.loads(body)
-    target = routes[user_path.rstrip("/")]["target"]
-    ip = re.match(r"^https?://([\d.]+):\d+", target).group(1)
-    names = host.check_output(
-        "docker ps --filter label=tmpnb.user_path=%s --format '{{.Names}}'" % user_path  # noqa: UP031
-    ).split()
-    assert len(names) == 1, f"expected one container for {user_path}, got {names}"
-    inspect = json.loads(host.check_output(f"docker inspect {names[0]}"))[0]
-    ips = [n["IPAddress"] for n in inspect["NetworkSettings"]["Networks"].values()]
-    assert ip in ips, f"CHP routes {user_path} to {ip}, but {names[0]} has {ips}"
-    return names[0], ip
-
-
 # --- idempotence is Molecule's own step; here: units, limits, hardening ------------------------
-
-
-def _show(host, unit: str, *props: str) -> dict[str, str]:
-    out = host.check_output(f"systemctl show {unit} " + " ".join(f"-p {p}" for p in props))
-    values: dict[str, str] = {}
-    for line in out.splitlines():  # a property may come on several lines (EnvironmentFiles)
-        key, _, value = line.partition("=")
-        values[key] = f"{values[key]}\n{value}" if key in values else value
-    return values
 
 
 def _nofile(host, pid: str) -> tuple[int, int]:
@@ -178,7 +71,7 @@ def _nofile(host, pid: str) -> tuple[int, int]:
     "unit", ["tmpnb.service", "configurable-http-proxy.service", "nginx.service", "docker.service"]
 )
 def test_unit_runs_with_configured_open_files(host, unit):
-    props = _show(host, unit, "ActiveState", "LimitNOFILE", "MainPID")
+    props = systemd_show(host, unit, "ActiveState", "LimitNOFILE", "MainPID")
     assert props["ActiveState"] == "active", f"{unit}: {props}"
     assert int(props["LimitNOFILE"]) == LIMITS_NOFILE, f"{unit}: configured {props['LimitNOFILE']}"
     # The configured value is in force up to the ceiling systemd itself runs under (PID 1's hard
@@ -189,7 +82,7 @@ def test_unit_runs_with_configured_open_files(host, unit):
 
 
 def test_tmpnb_unit_hardening(host):
-    props = _show(
+    props = systemd_show(
         host,
         "tmpnb.service",
         "User",
@@ -257,85 +150,6 @@ def test_spawn_lands_on_a_notebook_through_nginx(host, visitor, chp_token):
     assert image == GROUP_VARS["tmpnb_image"]
 
 
-def _xsrf(visitor: Visitor) -> str:
-    """The _xsrf cookie the tree page sets (what the notebook's JavaScript sends back)."""
-    visitor.session.get(visitor.site + visitor.user_path + "tree", timeout=TIMEOUT)
-    return visitor.session.cookies.get("_xsrf", "")
-
-
-def browser_headers(visitor: Visitor, origin: str | None = None) -> dict[str, str]:
-    """What a browser's fetch() from the notebook page sends: its Origin and the XSRF token."""
-    return {"Origin": origin or visitor.site, "X-XSRFToken": _xsrf(visitor)}
-
-
-def start_kernel(visitor: Visitor) -> str:
-    res = visitor.session.post(
-        visitor.site + visitor.user_path + "api/kernels",
-        json={"name": "python3"},
-        headers=browser_headers(visitor),
-        timeout=TIMEOUT,
-    )
-    assert res.status_code == 201, f"starting a kernel answered {res.status_code}: {res.text[:300]}"
-    return res.json()["id"]
-
-
-def delete_kernel(visitor: Visitor, kernel_id: str) -> None:
-    visitor.session.delete(
-        visitor.site + visitor.user_path + f"api/kernels/{kernel_id}",
-        headers=browser_headers(visitor),
-        timeout=TIMEOUT,
-    )
-
-
-async def read_output(ws: aiohttp.ClientWebSocketResponse, msg_id: str, seconds: float = 60) -> str:
-    """What the kernel printed for one execute_request, until it went idle."""
-    output = ""
-    async with asyncio.timeout(seconds):
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            data = json.loads(msg.data)
-            if data.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if data["msg_type"] == "stream":
-                output += data["content"]["text"]
-            elif data["msg_type"] == "error":
-                output += "\n".join(data["content"]["traceback"])
-            elif data["msg_type"] == "status" and data["content"]["execution_state"] == "idle":
-                return output
-    raise AssertionError("websocket closed before the kernel went idle")
-
-
-def execute(visitor: Visitor, kernel_id: str, code: str, origin: str | None = None) -> str:
-    """Run `code` in a kernel over its websocket, opened as a browser opens it (with the page's
-    Origin) through nginx -> CHP -> container, and return what it printed."""
-    ws_url = f"{visitor.site.replace('http://', 'ws://')}{visitor.user_path}api/kernels/{kernel_id}/channels"
-    cookies = {c.name: c.value for c in visitor.session.cookies}
-
-    async def run() -> str:
-        session_id = uuid.uuid4().hex
-        request = execute_request(code, session_id, username="test")
-        async with (
-            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), cookies=cookies) as client,
-            client.ws_connect(
-                ws_url + f"?session_id={session_id}", headers={"Origin": origin or visitor.site}
-            ) as ws,
-        ):
-            await ws.send_json(request)
-            return await read_output(ws, request["header"]["msg_id"])
-
-    return asyncio.run(run())
-
-
-def run_in_kernel(visitor: Visitor, code: str) -> str:
-    """Start a kernel over the notebook's REST API, run `code` over its websocket, delete it."""
-    kernel_id = start_kernel(visitor)
-    try:
-        return execute(visitor, kernel_id, code)
-    finally:
-        delete_kernel(visitor, kernel_id)
-
-
 def test_kernel_runs_code_over_websocket_through_the_chain(visitor):
     assert run_in_kernel(visitor, "print(6*7)") == "42\n"
 
@@ -370,7 +184,7 @@ def test_api_write_with_the_browsers_origin_succeeds(visitor):
 
 
 def _chp_pid(host) -> str:
-    return _show(host, "configurable-http-proxy.service", "MainPID")["MainPID"]
+    return systemd_show(host, "configurable-http-proxy.service", "MainPID")["MainPID"]
 
 
 def test_static_file_served_by_nginx_from_the_image_copy_without_chp(host, base_url, visitor, chp_token):
