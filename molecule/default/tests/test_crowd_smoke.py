@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+# The shared fixture site_url comes from the scenarios' shared module.
+pytest_plugins = ["cell"]
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -11,10 +11,15 @@ No probe leaves the test host.
 from __future__ import annotations
 
 import json
+import sys
 import time
+from pathlib import Path
 
 import pytest
-from test_default import (
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+pytest.register_assert_rewrite("cell")
+from cell import (  # noqa: E402 - the shared module of the end-to-end scenarios
     TIMEOUT,
     Visitor,
     browser_headers,
@@ -25,6 +30,9 @@ from test_default import (
     spawn,
     start_kernel,
 )
+
+# The shared fixtures (site_url, chp_token) come from the same module.
+pytest_plugins = ["cell"]
 
 # code run in the notebook: each target -> "open" | the error's name
 CONNECT = """
