@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         orch = Orchestrator(workdir, new_instance("cost"), chp, port, **options)
         try:
             result = measure(args, chp, orch)
+            write("cost", result, load_before)  # before the (long) removal: a cut-short clean-up keeps it
         finally:
             orch.stop()
             chp.stop()
@@ -77,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(remove_all(orch.instance, args.concurrency))
             cleanup_instance(client, orch.instance)
             print(f"   removed the containers in {time.monotonic() - t0:.0f} s")
-    write("cost", result, load_before)
+            if client.networks.list(names=[f"tmpnb-{orch.instance}"]):
+                net = f"tmpnb-{orch.instance}"
+                print(f"   WARNING: the engine kept network {net} (stale endpoints): remove it later")
     return 0
 
 
@@ -110,8 +113,7 @@ def measure(args: argparse.Namespace, chp: CHP, orch: Orchestrator) -> dict[str,
     loaded_chp = {"rss_mb": chp_proc().rss_mb(), "fds": chp_proc().fds(), "routes": len(chp.routes())}
     orch.configure(pool_size=args.pooled)
     full = run_phase(orch, len(made), args.window)
-    removed = orch.metric("tmpnb_containers_removed_total")
-    stats = orch.stats()
+    held = full["held"]
     orch_result = {"no_slot": idle, "slots": full}
     print(
         f"   {len(made)} slots: RSS {full['rss_mb_ready']} MB after adoption ({full['ready_s']:.1f} s, "
@@ -122,8 +124,8 @@ def measure(args: argparse.Namespace, chp: CHP, orch: Orchestrator) -> dict[str,
         f"   {len(made)} slots / none: RSS x{full['rss_mb_end'] / idle['rss_mb_end']:.2f} "
         f"(+{full['rss_mb_end'] - idle['rss_mb_end']:.1f} MB, "
         f"{(full['rss_mb_end'] - idle['rss_mb_end']) * 1024 / len(made):.1f} KB per slot), CPU per pass "
-        f"x{full['cpu_ms_per_pass'] / idle['cpu_ms_per_pass']:.1f}; held: {stats['in_use']} in use, "
-        f"{stats['available']} pooled, removed {removed:.0f}"
+        f"x{full['cpu_ms_per_pass'] / idle['cpu_ms_per_pass']:.1f}; held after: {held['in_use']} in use, "
+        f"{held['pooled']} pooled, {held['removed']:.0f} removed"
     )
     print(
         f"   CHP: RSS {idle_chp['rss_mb']} MB with no route, {loaded_chp['rss_mb']} MB with "
@@ -138,7 +140,6 @@ def measure(args: argparse.Namespace, chp: CHP, orch: Orchestrator) -> dict[str,
         "reconcile_interval_s": args.reconcile_interval,
         "window_s": args.window,
         "orchestrator": orch_result,
-        "held_after": {"in_use": stats["in_use"], "pooled": stats["available"], "removed": removed},
         "chp": {"no_route": idle_chp, "with_routes": loaded_chp},
     }
 
@@ -156,6 +157,7 @@ def run_phase(orch: Orchestrator, slots: int, window: float) -> dict[str, Any]:
     time.sleep(window)
     passes1, cpu1 = orch.metric("tmpnb_reconciles_total"), proc.cpu_s()
     passes = int(passes1 - passes0)
+    stats = orch.stats()
     result = {
         "ready_s": round(ready_s, 2),
         "rss_mb_ready": rss_ready,
@@ -164,7 +166,11 @@ def run_phase(orch: Orchestrator, slots: int, window: float) -> dict[str, Any]:
         "passes": passes,
         "cpu_s_window": round(cpu1 - cpu0, 2),
         "cpu_ms_per_pass": round((cpu1 - cpu0) * 1000 / max(passes, 1), 1),
-        "held": _held(orch),
+        "held": {
+            "in_use": stats["in_use"],
+            "pooled": stats["available"],
+            "removed": orch.metric("tmpnb_containers_removed_total"),
+        },
     }
     orch.stop()
     return result

@@ -55,7 +55,10 @@ async def visitor(session: aiohttp.ClientSession, front: str) -> tuple[float, in
 
 async def crowd(front: str, n: int) -> tuple[list[float], dict[int, int]]:
     timeout = aiohttp.ClientTimeout(total=600)
-    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
+    # CHP (Node) closes a keep-alive connection idle for 5 s: reusing one at that moment fails with
+    # "Server disconnected" (a cold start keeps connections idle that long); drop them sooner.
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=2)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         results = await asyncio.gather(*(visitor(session, front) for _ in range(n)))
     ok = [t for t, status in results if status == 200]
     statuses: dict[int, int] = {}
@@ -280,10 +283,11 @@ def phase_jupyter(client: Any, workdir: Path, visitors: int, concurrency: int) -
         print(f"real Jupyter image {NOTEBOOK_IMAGE} not built: skipped (make notebook-image builds it)")
         return {"skipped": f"{NOTEBOOK_IMAGE} not built"}
     print(f"-- real Jupyter: {NOTEBOOK_IMAGE} (Debian's notebook 6), {visitors} simultaneous visitors")
-    options: dict[str, Any] = {"command": NOTEBOOK6, "boot_timeout": 300}
-    warm = phase_warm(workdir, NOTEBOOK_IMAGE, visitors, concurrency, refill=False, **options)
+    warm = phase_warm(
+        workdir, NOTEBOOK_IMAGE, visitors, concurrency, refill=False, command=NOTEBOOK6, boot_timeout=300
+    )
     _print("jupyter, warm pool", warm)
-    cold = phase_cold(workdir, NOTEBOOK_IMAGE, visitors, concurrency, **options)
+    cold = phase_cold(workdir, NOTEBOOK_IMAGE, visitors, concurrency, command=NOTEBOOK6)  # boots: 600 s
     _print("jupyter, no pool (cold starts)", cold)
     _ratio(warm, cold)
     return {"image": NOTEBOOK_IMAGE, "visitors": visitors, "warm_pool": warm, "cold_start": cold}

@@ -10,12 +10,19 @@ nginx.conf like Debian's: worker_processes auto, sendfile, gzip, access log). CH
 and one real Jupyter server (`tmpnb-notebook:debian-1`) come from tests/stack.py. The load: aiohttp,
 keep-alive, N clients each sending one GET after the other for a fixed time. The load generator is
 one Python process on the same 2 cores: nginx's figure is bounded by it (said in the output).
+
+Sides, one after the other against the same processes: nginx_copy (a browser's Accept-Encoding:
+nginx compresses the file on every request, `gzip on` with the role's gzip_types),
+nginx_copy_identity (no compression: sendfile), nginx_copy_gzip_static, a what-if: the same copy
+with a `.gz` written next to the file, which `gzip_static on` then serves as is, and chp_container
+(the notebook server answers through CHP; it does not compress).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import os
 import resource
 import shutil
@@ -66,6 +73,9 @@ http {{
     types_hash_max_size 2048;
     access_log {dir}/access.log;
     gzip on;
+    # No effect while no .gz sits next to a file (extract_static.py writes none): the bench's last
+    # side adds one, to measure serving it precompressed instead of compressing on every request.
+    gzip_static on;
     client_body_temp_path {dir}/tmp/body;
     proxy_temp_path {dir}/tmp/proxy;
     fastcgi_temp_path {dir}/tmp/fastcgi;
@@ -164,7 +174,9 @@ async def largest_static_file(front: str, user_path: str, page: str) -> tuple[st
     return best["path"], best["bytes"], files
 
 
-async def load(url: str, clients: int, duration: float, sample: dict[str, Any]) -> dict[str, Any]:
+async def load(
+    url: str, headers: dict[str, str], clients: int, duration: float, sample: dict[str, Any]
+) -> dict[str, Any]:
     """`clients` keep-alive clients, each GET after GET of `url` for `duration` seconds; descriptors
     of the processes in `sample` (name -> callable) read every 0.2 s meanwhile."""
     latencies: list[float] = []
@@ -174,7 +186,8 @@ async def load(url: str, clients: int, duration: float, sample: dict[str, Any]) 
     fds: dict[str, list[int]] = {name: [] for name in sample}
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+    # bytes as they come on the wire (a gzipped answer is not inflated: the client does no extra work)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector, auto_decompress=False) as session:
         stop = time.monotonic() + duration
 
         async def client() -> None:
@@ -182,7 +195,7 @@ async def load(url: str, clients: int, duration: float, sample: dict[str, Any]) 
             while time.monotonic() < stop:
                 t0 = time.monotonic()
                 try:
-                    async with session.get(url) as resp:
+                    async with session.get(url, headers=headers) as resp:
                         body = await resp.read()
                         if resp.status != 200:
                             errors[f"http {resp.status}"] = errors.get(f"http {resp.status}", 0) + 1
@@ -210,7 +223,7 @@ async def load(url: str, clients: int, duration: float, sample: dict[str, Any]) 
         "p50_ms": round(pct(latencies, 50) * 1000, 2) if latencies else None,
         "p99_ms": round(pct(latencies, 99) * 1000, 2) if latencies else None,
         "max_ms": round(max(latencies) * 1000, 2) if latencies else None,
-        "megabytes_per_second": round(nbytes / elapsed / 1e6, 1),
+        "wire_megabytes_per_second": round(nbytes / elapsed / 1e6, 1),
         "content_encoding": sorted(encodings),
         "errors": errors,
         "open_fds": {
@@ -290,30 +303,46 @@ def measure(
     chp_proc = Proc(chp.proc.pid)  # type: ignore[union-attr] - started above
     sample = {"chp": chp_proc.fds, "nginx": nginx.fds}
     idle = {"chp": chp_proc.fds(), "nginx": nginx.fds()}
-    sides = {"nginx_copy": f"http://127.0.0.1:{nginx.port}{path}", "chp_container": f"{chp.url}{path}"}
+    nginx_url, chp_url = f"http://127.0.0.1:{nginx.port}{path}", f"{chp.url}{path}"
+    browser = {"Accept-Encoding": "gzip, deflate"}  # what a browser asks for
+    sides = {
+        "nginx_copy": (nginx_url, browser),
+        "nginx_copy_identity": (nginx_url, {"Accept-Encoding": "identity"}),
+        "nginx_copy_gzip_static": (nginx_url, browser),
+        "chp_container": (chp_url, browser),  # last: CHP keeps its connections a while after
+    }
     results: dict[str, Any] = {}
-    for name, url in sides.items():
-        asyncio.run(load(url, args.clients, 1.0, {}))  # warm-up: connections, caches
-        results[name] = asyncio.run(load(url, args.clients, args.duration, sample))
+    for name, (url, headers) in sides.items():
+        if name == "nginx_copy_gzip_static":  # what-if: the copy holding a precompressed sibling
+            copy = static_dir / "current" / "files" / relative
+            gz = copy.with_name(copy.name + ".gz")
+            gz.write_bytes(gzip.compress(copy.read_bytes(), compresslevel=9, mtime=0))
+            os.chmod(gz, 0o644)
+        asyncio.run(load(url, headers, args.clients, 1.0, {}))  # warm-up: connections, caches
+        results[name] = asyncio.run(load(url, headers, args.clients, args.duration, sample))
         r = results[name]
         print(
-            f"{name:14}: {r['requests_per_second']:8.1f} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
-            f"{r['megabytes_per_second']} MB/s ({'/'.join(r['content_encoding'])}), "
-            f"errors {r['errors'] or 0}, "
+            f"{name:22}: {r['requests_per_second']:7.1f} req/s, p50 {r['p50_ms']:7.1f} ms, "
+            f"p99 {r['p99_ms']:7.1f} ms, {r['wire_megabytes_per_second']:5.1f} MB/s on the wire "
+            f"({'/'.join(r['content_encoding'])}), errors {r['errors'] or 0}, "
             f"CHP fds max {r['open_fds']['chp']['max']} (idle {idle['chp']})"
         )
-    n, c = results["nginx_copy"], results["chp_container"]
-    ratio = {
-        "requests_per_second": round(n["requests_per_second"] / c["requests_per_second"], 1),
-        "p50": round(c["p50_ms"] / n["p50_ms"], 1),
-        "p99": round(c["p99_ms"] / n["p99_ms"], 1),
-    }
-    print(
-        f"   nginx / CHP+container: x{ratio['requests_per_second']} requests/s, latency p50 /{ratio['p50']}, "
-        f"p99 /{ratio['p99']}; CHP held {n['open_fds']['chp']['max']} descriptors while nginx served, "
-        f"{c['open_fds']['chp']['max']} while it served the file itself"
-    )
-    print("   (the load generator is one Python process on the same cores: nginx's figure is its ceiling)")
+    c = results["chp_container"]
+    ratio = {}
+    for name in ("nginx_copy", "nginx_copy_identity", "nginx_copy_gzip_static"):
+        n = results[name]
+        ratio[name] = {
+            "requests_per_second": round(n["requests_per_second"] / c["requests_per_second"], 2),
+            "p50": round(c["p50_ms"] / n["p50_ms"], 2),
+            "p99": round(c["p99_ms"] / n["p99_ms"], 2),
+        }
+        print(
+            f"   {name} / chp_container: x{ratio[name]['requests_per_second']} requests/s, "
+            f"latency p50 /{ratio[name]['p50']}, p99 /{ratio[name]['p99']}; CHP held "
+            f"{n['open_fds']['chp']['max']} descriptors meanwhile, {c['open_fds']['chp']['max']} "
+            "while it served the file itself"
+        )
+    print("   (the load generator is one Python process on the same cores: it bounds nginx's figures)")
     return {
         "image": NOTEBOOK_IMAGE,
         "file": {"path": path, "bytes": size},
@@ -322,8 +351,7 @@ def measure(
         "clients": args.clients,
         "duration_s": args.duration,
         "idle_open_fds": idle,
-        "nginx_copy": n,
-        "chp_container": c,
-        "ratio_nginx_over_chp": ratio,
+        **results,
+        "ratio_over_chp_container": ratio,
         "note": "one Python aiohttp process generates the load on the same 2 cores; nginx is bounded by it",
     }
