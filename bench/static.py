@@ -252,18 +252,15 @@ def main(argv: list[str] | None = None) -> int:
         os.chmod(workdir, 0o755)  # nginx's workers (user nobody) read the copy under it
         static_dir = workdir / "static"
         t0 = time.monotonic()
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "extract_static.py"),
-                "--image",
-                NOTEBOOK_IMAGE,
-                "--dest",
-                str(static_dir),
-            ],
-            check=True,
+        script = ROOT / "scripts" / "extract_static.py"
+        done = subprocess.run(
+            [sys.executable, str(script), "--image", NOTEBOOK_IMAGE, "--dest", str(static_dir)],
             capture_output=True,
+            text=True,
+            check=False,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"scripts/extract_static.py failed: {done.stderr.strip()}")
         extract_s = time.monotonic() - t0
         port = free_port()
         chp = CHP(workdir, port)
