@@ -35,7 +35,7 @@ from stack import (
     wait_for,
 )
 
-from bench.record import Proc, header, write
+from bench.record import Proc, header, positive, write
 from tmpnb.config import load
 from tmpnb.docker_backend import container_name, container_spec
 from tmpnb.ids import new_user_id
@@ -45,12 +45,18 @@ from tmpnb.reconcile import route_data, route_path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench cost")
-    parser.add_argument("--slots", type=int, default=1000, help="containers (and routes) to adopt")
+    parser.add_argument("--slots", type=positive(int), default=1000, help="containers (and routes) to adopt")
     parser.add_argument("--pooled", type=int, default=100, help="of which pooled (the rest in use)")
-    parser.add_argument("--window", type=float, default=30.0, help="seconds of periodic passes measured")
-    parser.add_argument("--reconcile-interval", type=float, default=2.0)
-    parser.add_argument("--concurrency", type=int, default=16, help="containers created/removed at once")
+    parser.add_argument(
+        "--window", type=positive(float), default=30.0, help="seconds of periodic passes measured"
+    )
+    parser.add_argument("--reconcile-interval", type=positive(float), default=2.0)
+    parser.add_argument(
+        "--concurrency", type=positive(int), default=16, help="containers created/removed at once"
+    )
     args = parser.parse_args(argv)
+    if not 0 <= args.pooled <= args.slots:
+        parser.error(f"--pooled: expected 0 to --slots ({args.slots}), got {args.pooled}")
     load_before = header(f"cost of the orchestrator: {args.slots} slots against none")
     client = docker_client()
     image = tiny_image(client)

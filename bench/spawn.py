@@ -34,7 +34,7 @@ from stack import (  # the shared real-stack harness lives with the tests
 )
 from test_jupyter import NOTEBOOK6, NOTEBOOK_IMAGE
 
-from bench.record import header, summary, write
+from bench.record import header, positive, summary, write
 
 
 async def visitor(session: aiohttp.ClientSession, front: str) -> tuple[float, int]:
@@ -223,9 +223,9 @@ def phase_raw(image: str, n: int, concurrency: int, hardened: bool) -> dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench spawn")
-    parser.add_argument("--visitors", type=int, default=100)
+    parser.add_argument("--visitors", type=positive(int), default=100)
     parser.add_argument(
-        "--concurrency", type=int, default=8, help="max_concurrent_starts, and raw docker run's"
+        "--concurrency", type=positive(int), default=8, help="max_concurrent_starts, and raw docker run's"
     )
     parser.add_argument(
         "--jupyter-visitors", type=int, default=10, help="visitors for the real Jupyter image (0: skip)"

@@ -49,7 +49,7 @@ from stack import (
 )
 from test_jupyter import NOTEBOOK6, NOTEBOOK_IMAGE
 
-from bench.record import ROOT, Proc, header, pct, write
+from bench.record import ROOT, Proc, header, pct, positive, write
 from tmpnb.crowd.assets import static_assets
 
 ROLE = ROOT / "roles" / "nginx_static"
@@ -234,8 +234,8 @@ async def load(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench static")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive clients")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load on each side")
+    parser.add_argument("--clients", type=positive(int), default=32, help="concurrent keep-alive clients")
+    parser.add_argument("--duration", type=positive(float), default=10.0, help="seconds of load on each side")
     args = parser.parse_args(argv)
     load_before = header("static offload: nginx from the extracted copy against CHP -> notebook container")
     client = docker_client()

@@ -45,3 +45,21 @@ def test_nginx_site_is_the_roles_template_serving_the_copy_and_proxying_the_rest
     assert "server 127.0.0.1:8999;" in site
     assert "listen 8123 default_server;" in site
     assert "rendered by bench/static.py" in site.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["cost", "--slots", "0"], "--slots: expected a whole number above 0, got '0'"),
+        (["cost", "--slots", "10", "--pooled", "11"], "--pooled: expected 0 to --slots (10), got 11"),
+        (["static", "--duration", "-1"], "--duration: expected a number above 0, got '-1'"),
+        (["spawn", "--visitors", "many"], "--visitors: expected a whole number above 0, got 'many'"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_starts(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        bench_main(argv)
+    assert exited.value.code == 2
+    assert named in capsys.readouterr().err
