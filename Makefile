@@ -12,13 +12,13 @@ CHP_VERSION := 5.3.0
 TIMED       := scripts/timed.sh
 SCENARIOS   ?= --all
 
-.PHONY: help test venv engine base-image notebook-image chp lint pytest molecule bench demo demo-down browser clean
+.PHONY: help test venv engine base-image notebook-image chp lint pytest molecule bench bench-nginx demo demo-down browser clean
 
 help:
 	@echo "make demo       deploy the whole stack onto a local disposable test host; prints the URL"
 	@echo "make demo-down  remove that host"
 	@echo "make test       lint, Python tests (unit + integration), every Molecule scenario"
-	@echo "make bench      benchmarks (writes bench/results/)"
+	@echo "make bench      benchmarks (writes bench/results/); one of them: make bench BENCH=static"
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -90,8 +90,15 @@ test:
 	@$(TIMED) molecule $(MAKE) --no-print-directory molecule
 	@echo "==> make test: phase timings"; cat .cache/timings.txt
 
-bench: venv engine base-image chp
-	$(VENV)/bin/python -m bench
+# Benchmarks (bench/): spawn (time-to-notebook), static (nginx's copy against CHP), cost (the
+# orchestrator with 1,000 slots). BENCH=<name> runs one. The static one runs Debian's nginx binary
+# as its own process on a loopback port.
+BENCH ?=
+bench: venv engine base-image notebook-image chp bench-nginx
+	$(VENV)/bin/python -m bench $(BENCH)
+
+bench-nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || scripts/apt-install.sh nginx
 
 clean:
 	rm -rf $(VENV) .cache

@@ -1,311 +1,51 @@
-"""Benchmark: a visitor's wait with a warm pool against cold starts, and the pool's refill rate
-against raw `docker run`, on this machine, in one run.
+"""Benchmarks of tmpnb on this machine, each measured side by side in one run (issue 7).
 
-    make bench            (or: .venv/bin/python -m bench [--visitors 100] [--concurrency 8])
+    python -m bench                  all of them, one after the other (`make bench`)
+    python -m bench NAME [OPTIONS]   one: spawn, static or cost (`python -m bench NAME --help`)
 
-Prints the figures and writes bench/results/spawn.json. Uses the light test image
-(tests/images/tinynb: Debian + a tiny HTTP server answering at its base path): on a 2-core machine
-100 real Jupyter servers would measure the CPU, not the orchestrator. Not a test: nothing is asserted.
+Each prints its figures and writes bench/results/<name>.json with the machine it ran on. Not tests:
+nothing is asserted. Everything they create carries a unique instance name and is removed after.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import os
-import platform
+import importlib
 import signal
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
-from typing import Any
 
-import aiohttp
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from stack import (  # noqa: E402 - the shared real-stack harness lives with the tests
-    CHP,
-    Orchestrator,
-    cleanup_instance,
-    docker_client,
-    free_port,
-    new_instance,
-    tiny_image,
-    wait_for,
-)
-
-RESULTS = ROOT / "bench" / "results"
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(p / 100 * len(s) + 0.5) - 1))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50_s": round(pct(values, 50), 4),
-        "p99_s": round(pct(values, 99), 4),
-        "max_s": round(max(values), 4),
-        "mean_s": round(statistics.fmean(values), 4),
-    }
-
-
-async def visitor(session: aiohttp.ClientSession, front: str) -> tuple[float, int]:
-    """POST /spawn through CHP, follow the redirect through CHP until the notebook answers 200."""
-    t0 = time.monotonic()
-    async with session.post(f"{front}/spawn", allow_redirects=False) as resp:
-        status = resp.status
-        location = resp.headers.get("Location", "")
-    if status != 303:
-        return time.monotonic() - t0, status
-    while True:
-        async with session.get(f"{front}{location}", allow_redirects=False) as resp:
-            await resp.read()
-            if resp.status == 200:
-                return time.monotonic() - t0, 200
-        await asyncio.sleep(0.05)
-
-
-async def crowd(front: str, n: int) -> tuple[list[float], dict[int, int]]:
-    timeout = aiohttp.ClientTimeout(total=600)
-    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
-        results = await asyncio.gather(*(visitor(session, front) for _ in range(n)))
-    ok = [t for t, status in results if status == 200]
-    statuses: dict[int, int] = {}
-    for _, status in results:
-        statuses[status] = statuses.get(status, 0) + 1
-    return ok, statuses
-
-
-def run_stack(workdir: Path, image: str, **options: Any) -> tuple[CHP, Orchestrator]:
-    port = free_port()
-    chp = CHP(workdir, port)
-    chp.start()
-    orch = Orchestrator(
-        workdir, new_instance("bench"), chp, port, image=image, log_level="warning", **options
-    )
-    return chp, orch
-
-
-def phase_warm(workdir: Path, image: str, visitors: int, concurrency: int) -> dict[str, Any]:
-    chp, orch = run_stack(
-        workdir, image, pool_size=visitors, capacity=visitors * 2, max_concurrent_starts=concurrency
-    )
-    client = docker_client()
-    try:
-        t0 = time.monotonic()
-        orch.start(wait_pool=False)
-        wait_for(lambda: orch.stats()["available"] >= visitors, 600, f"{visitors} pooled", interval=0.05)
-        fill = time.monotonic() - t0
-        times, statuses = asyncio.run(crowd(chp.url, visitors))
-        count = orch.metric("tmpnb_spawn_duration_seconds_count", 'result="ok"')
-        total = orch.metric("tmpnb_spawn_duration_seconds_sum", 'result="ok"')
-        # the refill proper: the crowd took the whole pool; time until it is full again
-        t1 = time.monotonic()
-        wait_for(lambda: orch.stats()["available"] >= visitors, 600, "pool refilled", interval=0.05)
-        refill = time.monotonic() - t1
-        return {
-            "hand_out_server_side_mean_s": round(total / count, 4) if count else None,
-            "refill": {
-                "containers": visitors,
-                "seconds": round(refill, 2),
-                "per_second": round(visitors / refill, 2),
-            },
-            "pool_fill": {
-                "containers": visitors,
-                "seconds": round(fill, 2),
-                "per_second": round(visitors / fill, 2),
-            },
-            "visitors": summary(times) if times else {},
-            "statuses": statuses,
-        }
-    finally:
-        orch.stop()
-        chp.stop()
-        cleanup_instance(client, orch.instance)
-
-
-def phase_cold(workdir: Path, image: str, visitors: int, concurrency: int) -> dict[str, Any]:
-    chp, orch = run_stack(
-        workdir,
-        image,
-        pool_size=0,
-        capacity=visitors,
-        max_concurrent_starts=concurrency,
-        spawn_wait=600,
-        boot_timeout=600,
-    )
-    client = docker_client()
-    try:
-        orch.start(wait_pool=False)
-        times, statuses = asyncio.run(crowd(chp.url, visitors))
-        return {"visitors": summary(times) if times else {}, "statuses": statuses}
-    finally:
-        orch.stop()
-        chp.stop()
-        cleanup_instance(client, orch.instance)
-
-
-# What the orchestrator asks of Docker for each container (tmpnb.docker_backend.container_spec).
-HARDENED = [
-    "--init", "--memory", "512m", "--memory-swap", "512m", "--cpu-shares", "1024", "--pids-limit", "256",
-    "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "1000:1000",
-]  # fmt: skip
-
-
-async def _raw_one(
-    image: str, label: str, extra: list[str], sem: asyncio.Semaphore, session: aiohttp.ClientSession
-) -> None:
-    async with sem:
-        proc = await asyncio.create_subprocess_exec(
-            "docker", "run", "-d", "--label", label, *extra, image,
-            "python3", "/opt/tinynb.py", "--base-url=/x/", "--port=8888",
-            stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, _ = await proc.communicate()
-        cid = out.decode().strip()
-        fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
-        proc = await asyncio.create_subprocess_exec(
-            "docker", "inspect", "-f", fmt, cid, stdout=asyncio.subprocess.PIPE
-        )
-        ip = (await proc.communicate())[0].decode().strip()
-        while True:
-            try:
-                async with session.get(f"http://{ip}:8888/x/") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-
-
-def phase_raw(image: str, n: int, concurrency: int, hardened: bool) -> dict[str, Any]:
-    """`docker run -d` + poll HTTP, n containers, `concurrency` at once: plain (default bridge, no
-    limits) or hardened (the orchestrator's settings, on an icc=false network of its own)."""
-    name = new_instance("raw")
-    label = f"tmpnb.bench={name}"
-    extra: list[str] = ["--memory", "512m"]
-    if hardened:
-        subprocess.run(
-            ["docker", "network", "create", "-o", "com.docker.network.bridge.enable_icc=false", name],
-            capture_output=True,
-            check=True,
-        )
-        extra = [*HARDENED, "--network", name]
-
-    async def go() -> float:
-        sem = asyncio.Semaphore(concurrency)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-            t0 = time.monotonic()
-            await asyncio.gather(*(_raw_one(image, label, extra, sem, session) for _ in range(n)))
-            return time.monotonic() - t0
-
-    try:
-        seconds = asyncio.run(go())
-    finally:
-        ids = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label={label}"], capture_output=True, text=True, check=False
-        ).stdout.split()
-        if ids:
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
-        if hardened:
-            subprocess.run(["docker", "network", "rm", name], capture_output=True, check=False)
-    return {
-        "containers": n,
-        "concurrency": concurrency,
-        "hardened": hardened,
-        "seconds": round(seconds, 2),
-        "per_second": round(n / seconds, 2),
-    }
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--visitors", type=int, default=100)
-    parser.add_argument(
-        "--concurrency", type=int, default=8, help="max_concurrent_starts, and raw docker run's"
-    )
-    args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _interrupted)  # run the clean-ups (finally) on SIGTERM too
-    client = docker_client()
-    image = tiny_image(client)
-    print(f"tmpnb benchmark: {args.visitors} simultaneous visitors, image {image} (light test image: a tiny")
-    print(
-        f"HTTP server, not Jupyter; {platform.machine()} with {_cores()} cores), "
-        f"concurrent starts {args.concurrency}"
-    )
-    load_before = os.getloadavg()
-    print(f"load average before: {load_before[0]:.2f} (other work on this machine skews every figure)")
-    with tempfile.TemporaryDirectory(prefix="tmpnb-bench-") as tmp:
-        workdir = Path(tmp)
-        warm = phase_warm(workdir, image, args.visitors, args.concurrency)
-        _print("warm pool", warm)
-        cold = phase_cold(workdir, image, args.visitors, args.concurrency)
-        _print("no pool (cold starts)", cold)
-    raw = phase_raw(image, args.visitors, args.concurrency, hardened=False)
-    raw_hardened = phase_raw(image, args.visitors, args.concurrency, hardened=True)
-    fill, refill = warm["pool_fill"], warm["refill"]
-    print(
-        f"refill rate: pool {refill['per_second']}/s after the crowd took it ({refill['containers']} in "
-        f"{refill['seconds']}s; first fill incl. process start {fill['per_second']}/s), each "
-        f"create+start+answer+route, vs raw `docker run` {raw['per_second']}/s ({raw['seconds']}s, "
-        f"default bridge, --memory only) and {raw_hardened['per_second']}/s ({raw_hardened['seconds']}s, "
-        "same hardening and icc=false network as the pool)"
-    )
-    result = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cores": _cores(),
-            "platform": platform.platform(),
-            "load_average_1min_before": round(load_before[0], 2),
-            "load_average_1min_after": round(os.getloadavg()[0], 2),
-        },
-        "image": image,
-        "note": "light test image (tiny HTTP server); a Jupyter boot costs ~3.6 core-seconds more each",
-        "visitors": args.visitors,
-        "concurrency": args.concurrency,
-        "warm_pool": warm,
-        "cold_start": cold,
-        "raw_docker_run": raw,
-        "raw_docker_run_hardened": raw_hardened,
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "spawn.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written: {out.relative_to(ROOT)}")
-    return 0
+BENCHES = {
+    "spawn": "bench.spawn",  # time-to-notebook: warm pool against no pool (light image, real Jupyter)
+    "static": "bench.static",  # static files from nginx's copy against CHP and the container
+    "cost": "bench.cost",  # the orchestrator's RSS and CPU with 1,000 slots
+}
 
 
 def _interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    raise KeyboardInterrupt  # run the clean-ups (finally blocks) on SIGTERM too
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0))
-
-
-def _print(name: str, phase: dict[str, Any]) -> None:
-    v = phase["visitors"]
-    inside = phase.get("hand_out_server_side_mean_s")
-    if inside is not None:
-        print(f"{name}: hand-out inside the orchestrator: mean {inside * 1000:.1f} ms")
-    if v:
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr] - figures as they come
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    if argv and argv[0] not in BENCHES:
         print(
-            f"{name}: POST /spawn -> notebook answering through CHP: p50 {v['p50_s'] * 1000:.0f} ms, "
-            f"p99 {v['p99_s'] * 1000:.0f} ms, max {v['max_s'] * 1000:.0f} ms "
-            f"(n={v['n']}, statuses {phase['statuses']})"
+            f"python -m bench: unknown benchmark {argv[0]!r}; choose from {', '.join(BENCHES)}",
+            file=sys.stderr,
         )
-    else:
-        print(f"{name}: no visitor got a notebook (statuses {phase['statuses']})")
+        return 2
+    names = [argv[0]] if argv else list(BENCHES)
+    code = 0
+    for name in names:
+        t0 = time.monotonic()
+        module = importlib.import_module(BENCHES[name])
+        code |= module.main(argv[1:] if argv else [])
+        print(f"== {name}: {time.monotonic() - t0:.0f} s\n")
+    return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
