@@ -12,7 +12,7 @@ CHP_VERSION := 5.3.0
 TIMED       := scripts/timed.sh
 SCENARIOS   ?= --all
 
-.PHONY: help test venv engine base-image notebook-image chp lint pytest molecule bench bench-nginx demo demo-down browser clean
+.PHONY: help test venv engine base-image notebook-image chp lint pytest molecule bench nginx demo demo-down browser clean
 
 help:
 	@echo "make demo       deploy the whole stack onto a local disposable test host; prints the URL"
@@ -50,7 +50,7 @@ lint: venv
 	ruff check .
 	ruff format --check .
 
-pytest: venv engine base-image notebook-image chp
+pytest: venv engine base-image notebook-image chp nginx
 	pytest -q -rs tests
 
 molecule: venv engine base-image notebook-image browser
@@ -94,10 +94,12 @@ test:
 # orchestrator with 1,000 slots). BENCH=<name> runs one. The static one runs Debian's nginx binary
 # as its own process on a loopback port.
 BENCH ?=
-bench: venv engine base-image notebook-image chp bench-nginx
+bench: venv engine base-image notebook-image chp nginx
 	$(VENV)/bin/python -m bench $(BENCH)
 
-bench-nginx:
+# Debian's nginx binary on the controller: extract_static's and the static bench's checks run it as their
+# own process on a loopback port (on a host with systemd the package also starts its default site).
+nginx:
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || scripts/apt-install.sh nginx
 
 clean:
