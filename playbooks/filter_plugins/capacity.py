@@ -429,7 +429,7 @@ def capacity_table(plan: Mapping[str, Any], name: str = "") -> list[str]:
         ("pool", f"{_fmt(mem['pool'])} started ahead", _ok(mem["pool"] <= mem["capacity"])),
         (
             "memory",
-            f"{_fmt(mem['slice_mb'])} MB/slice + {_fmt(mem['reserve_mb'])} MB reserve = "
+            f"{_fmt(mem['capacity'])} x {_fmt(mem['slice_mb'])} MB + {_fmt(mem['reserve_mb'])} MB reserve = "
             f"{_fmt(mem['needed_mb'])} of {_fmt(mem['total_mb'])} MB",
             _ok(mem["needed_mb"] <= mem["total_mb"] and mem["capacity"] >= 1),
         ),
