@@ -50,6 +50,11 @@ def test_the_local_inventory_passes(tmp_path: Path) -> None:
         ({"tmpnb_home_path": "/tmp"}, "tmpnb_home_path ('/tmp')"),
         ({"firewall_egress_allow": ["pypi.org:443"]}, "firewall_egress_allow entries must be IPv4"),
         ({"firewall_egress": "list"}, "the list is empty"),
+        # The host's plan (roles/plan): 1000 x 512 MB + 12 GB do not fit this machine's memory.
+        ({"tmpnb_capacity": 1000, "limits_users": 1000}, "set tmpnb_capacity to at most"),
+        # 4096 open files per unit cover 4096 // 12 = 341 of the 1000 users' fd budget (12000).
+        ({"limits_users": 1000, "limits_nofile": 4096}, "covers 341 users; set limits_users to at most 341"),
+        ({"plan_supported": {"Ubuntu": ["24"]}}, "plan_supported lists Ubuntu 24"),
     ],
 )
 def test_a_wrong_variable_fails_before_any_change_naming_it(
