@@ -6,13 +6,11 @@ instead; check mode plans too."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
+from playbook_run import run_playbook
 
 ROOT = Path(__file__).resolve().parents[1]
 RACKSPACE = yaml.safe_load((ROOT / "inventories/rackspace/group_vars/tmpnb.yml").read_text())
@@ -20,28 +18,9 @@ HOST = "tmpnb-plan-not-bought-yet"
 
 
 def plan(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
-    inventory = tmp_path / "inventory"
-    (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
-    hosts = {"tmpnb": {"hosts": {HOST: {"ansible_connection": "community.docker.docker"}}}}
-    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    (inventory / "group_vars" / "tmpnb.yml").write_text(yaml.safe_dump(RACKSPACE))
-    return subprocess.run(
-        [
-            playbook,
-            str(ROOT / "playbooks/plan.yml"),
-            "-i",
-            str(inventory),
-            "-e",
-            f"plan_json_dir={tmp_path}",
-            *args,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    hosts = {HOST: {"ansible_connection": "community.docker.docker"}}
+    return run_playbook(
+        "playbooks/plan.yml", tmp_path, hosts, RACKSPACE, "-e", f"plan_json_dir={tmp_path}", *args
     )
 
 

@@ -4,36 +4,23 @@ only gathers facts and asserts, it changes nothing anywhere."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from playbook_run import run_playbook
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_VARS = yaml.safe_load((ROOT / "inventories/local/group_vars/tmpnb.yml").read_text())
 
 
 def preflight(tmp_path: Path, **overrides: object) -> subprocess.CompletedProcess[str]:
-    playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(yaml.safe_dump({"tmpnb": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
-    group_vars = tmp_path / "group_vars"
-    group_vars.mkdir(exist_ok=True)
     values = {**LOCAL_VARS, "tmpnb_image_source": "pull", "ansible_python_interpreter": sys.executable}
     values.update(overrides)
-    (group_vars / "tmpnb.yml").write_text(yaml.safe_dump(values))
-    return subprocess.run(
-        [playbook, str(ROOT / "playbooks/preflight.yml"), "-i", str(inventory)],
-        cwd=ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    return run_playbook(
+        "playbooks/preflight.yml", tmp_path, {"localhost": {"ansible_connection": "local"}}, values
     )
 
 
