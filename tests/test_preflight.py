@@ -4,36 +4,23 @@ only gathers facts and asserts, it changes nothing anywhere."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from playbook_run import run_playbook
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_VARS = yaml.safe_load((ROOT / "inventories/local/group_vars/tmpnb.yml").read_text())
 
 
 def preflight(tmp_path: Path, **overrides: object) -> subprocess.CompletedProcess[str]:
-    playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(yaml.safe_dump({"tmpnb": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
-    group_vars = tmp_path / "group_vars"
-    group_vars.mkdir(exist_ok=True)
     values = {**LOCAL_VARS, "tmpnb_image_source": "pull", "ansible_python_interpreter": sys.executable}
     values.update(overrides)
-    (group_vars / "tmpnb.yml").write_text(yaml.safe_dump(values))
-    return subprocess.run(
-        [playbook, str(ROOT / "playbooks/preflight.yml"), "-i", str(inventory)],
-        cwd=ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    return run_playbook(
+        "playbooks/preflight.yml", tmp_path, {"localhost": {"ansible_connection": "local"}}, values
     )
 
 
@@ -50,6 +37,11 @@ def test_the_local_inventory_passes(tmp_path: Path) -> None:
         ({"tmpnb_home_path": "/tmp"}, "tmpnb_home_path ('/tmp')"),
         ({"firewall_egress_allow": ["pypi.org:443"]}, "firewall_egress_allow entries must be IPv4"),
         ({"firewall_egress": "list"}, "the list is empty"),
+        # The host's plan (roles/plan): 1000 x 512 MB + 12 GB do not fit this machine's memory.
+        ({"tmpnb_capacity": 1000, "limits_users": 1000}, "set tmpnb_capacity to at most"),
+        # 4096 open files per unit cover 4096 // 12 = 341 of the 1000 users' fd budget (12000).
+        ({"limits_users": 1000, "limits_nofile": 4096}, "covers 341 users; set limits_users to at most 341"),
+        ({"plan_supported": {"Ubuntu": ["24"]}}, "plan_supported lists Ubuntu 24"),
     ],
 )
 def test_a_wrong_variable_fails_before_any_change_naming_it(
