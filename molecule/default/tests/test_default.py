@@ -279,7 +279,7 @@ def test_browser_lands_in_notebook_and_runs_code(host, site_url, browser):
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait_for_pool(host)
-    wait = WebDriverWait(browser, 60)
+    wait = WebDriverWait(browser, 120)  # a shared 2-core machine can be slow
     start = time.monotonic()
     browser.get(site_url + "/")  # the page posts the spawn form by itself, as after `make demo`
     wait.until(lambda d: re.search(r"/user/[^/]+/tree", d.current_url))
