@@ -5,9 +5,11 @@ the way the orchestrator runs every container: read-only root, tmpfs home, /tmp 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import uuid
+from pathlib import Path
 
 import aiohttp
 import docker
@@ -16,6 +18,13 @@ import requests
 
 from tmpnb.config import DEFAULT_COMMAND
 from tmpnb.crowd.messages import CellWaiter, execute_request
+
+ROOT = Path(__file__).resolve().parents[2]
+STATIC_TREES = ROOT / "roles" / "tmpnb" / "files" / "notebook7" / "static_trees.json"
+_spec = importlib.util.spec_from_file_location("static_trees", ROOT / "scripts" / "static_trees.py")
+assert _spec and _spec.loader
+static_trees = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(static_trees)
 
 NOTEBOOK7_IMAGE = os.environ.get("TMPNB_NOTEBOOK7_IMAGE", "tmpnb-notebook7:1")
 # The orchestrator's own default command (jupyter notebook on jupyter-server's ServerApp options),
@@ -103,3 +112,18 @@ def test_notebook7_tree_lab_and_kernel_behind_chp(make_stack, notebook7_image: s
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         asyncio.run(run_cell(ws_url, "http://evil.example", cookies, "print(1)"))
     assert refused.value.status == 403
+
+
+def test_static_trees_file_is_what_the_image_serves(notebook7_image: str) -> None:
+    """roles/tmpnb/files/notebook7/static_trees.json is the probe's answer for this image (re-run
+    `scripts/static_trees.py --json roles/tmpnb/files/notebook7/static_trees.json` after a bump),
+    and every directory it names exists in the image."""
+    trees = static_trees.from_image(notebook7_image)
+    shipped = json.loads(STATIC_TREES.read_text())["trees"]
+    assert trees == shipped
+    dirs = sorted({d for t in trees for d in t["dirs"]})
+    listing = docker.from_env().containers.run(
+        notebook7_image, ["sh", "-c", 'for d in "$@"; do test -d "$d" && echo "$d"; done', "sh", *dirs],
+        entrypoint=[], network_mode="none", remove=True,
+    )  # fmt: skip
+    assert listing.decode().split() == dirs
