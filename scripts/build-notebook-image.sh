@@ -40,16 +40,19 @@ TARBALL=".cache/images/$(echo "$IMAGE" | tr ':/' '--').tar"
 # notebook7: run build.sh in a container of BASE with the context and the CA bundle mounted, then
 # commit that container with the image's runtime settings.
 build_notebook7() {
-  local ca_args=()
+  # The bundle's path is build.sh's argument, not the container's environment: `docker commit`
+  # would keep that environment in the image.
+  local ca_args=() ca_path=""
   build_container="tmpnb-build-notebook7-$$"
   if [ -s "$CA_BUNDLE" ]; then
-    ca_args=(-v "$CA_BUNDLE:/tmp/tmpnb-build-ca/ca.crt:ro" -e PIP_CERT=/tmp/tmpnb-build-ca/ca.crt)
+    ca_path=/tmp/tmpnb-build-ca/ca.crt
+    ca_args=(-v "$CA_BUNDLE:$ca_path:ro")
   else
     echo "==> no CA bundle at $CA_BUNDLE: pip uses its own (set TMPNB_CA_BUNDLE for a TLS gateway)"
   fi
   trap 'docker rm -f "$build_container" >/dev/null 2>&1 || true' EXIT
   docker run --name "$build_container" --user 0:0 --entrypoint /bin/sh \
-    -v "$PWD/$CONTEXT:/tmp/tmpnb-build:ro" "${ca_args[@]}" "$BASE" /tmp/tmpnb-build/build.sh
+    -v "$PWD/$CONTEXT:/tmp/tmpnb-build:ro" "${ca_args[@]}" "$BASE" /tmp/tmpnb-build/build.sh ${ca_path:+"$ca_path"}
   docker commit \
     --change 'USER 1000:1000' \
     --change 'WORKDIR /home/jovyan' \

@@ -127,3 +127,22 @@ def test_static_trees_file_is_what_the_image_serves(notebook7_image: str) -> Non
         entrypoint=[], network_mode="none", remove=True,
     )  # fmt: skip
     assert listing.decode().split() == dirs
+
+
+def test_notebook7_image_runs_as_jovyan_under_tini_with_nothing_of_the_build(
+    dclient: docker.DockerClient, notebook7_image: str
+) -> None:
+    """The committed image keeps only its runtime settings: uid 1000, tini, the venv on PATH; none
+    of the build container's (the CA bundle's path in PIP_CERT pointed at a file the image lacks)."""
+    config = dclient.images.get(notebook7_image).attrs["Config"]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert config["User"] == "1000:1000"
+    assert config["Entrypoint"] == ["/usr/bin/tini", "--"]
+    assert env["PATH"].startswith("/opt/notebook/bin:")
+    assert not [key for key in env if key.startswith("PIP_")], env
+    probe = "id -u; command -v gcc cc pip || true; cat /tmp/tmpnb-build-ca/* 2>/dev/null | wc -c"
+    out = dclient.containers.run(
+        notebook7_image, ["sh", "-c", probe],
+        entrypoint=[], network_mode="none", remove=True,
+    ).decode().split()  # fmt: skip
+    assert out == ["1000", "0"], out  # jovyan, no compiler nor pip, no CA bundle left in the image

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs INSIDE a container of the base image (scripts/build-notebook-image.sh --image notebook7
-# starts it with this directory mounted read-only and the machine's CA bundle in PIP_CERT), which
+# starts it with this directory mounted read-only and the machine's CA bundle), which
 # is then committed as tmpnb-notebook7. Notebook 7 + JupyterLab 4 on jupyter-server, pip-installed
 # from requirements.txt (every version pinned) into the venv /opt/notebook, owned by root; tini
 # (Debian's) as the entrypoint; user jovyan, uid 1000.
@@ -9,7 +9,10 @@
 # nothing here may need a write outside those at run time: every .pyc is compiled now, Jupyter's
 # config/data/runtime dirs stay under $HOME (their defaults), and the system-wide settings below
 # keep JupyterLab from wanting to build, check for updates or fetch news.
+#
+# Argument: the CA bundle pip must trust (the machine's, mounted read-only), if any.
 set -eu
+if [ -n "${1:-}" ]; then export PIP_CERT="$1"; fi
 VENV=/opt/notebook
 HERE=$(dirname "$0")
 export DEBIAN_FRONTEND=noninteractive
