@@ -88,6 +88,7 @@ test:
 	@$(TIMED) engine $(MAKE) --no-print-directory engine
 	@$(TIMED) base-image $(MAKE) --no-print-directory base-image
 	@$(TIMED) nb-image $(MAKE) --no-print-directory notebook-image
+	@$(TIMED) nb7-image $(MAKE) --no-print-directory notebook7-image
 	@$(TIMED) browser $(MAKE) --no-print-directory browser
 	@$(TIMED) chp $(MAKE) --no-print-directory chp
 	@$(TIMED) lint $(MAKE) --no-print-directory lint
