@@ -12,7 +12,7 @@ CHP_VERSION := 5.3.0
 TIMED       := scripts/timed.sh
 SCENARIOS   ?= --all
 
-.PHONY: help test venv engine base-image notebook-image chp lint pytest molecule bench nginx demo demo-down browser clean
+.PHONY: help test venv engine base-image notebook-image notebook7-image chp lint pytest molecule bench nginx demo demo-down browser clean
 
 help:
 	@echo "make demo       deploy the whole stack onto a local disposable test host; prints the URL"
@@ -38,6 +38,11 @@ base-image: engine
 notebook-image: base-image
 	@scripts/build-notebook-image.sh --save
 
+# The current image: Notebook 7 + JupyterLab 4 on jupyter-server, pinned pip packages in a venv
+# (roles/tmpnb/files/notebook7/), built with the machine's CA bundle, and its tarball.
+notebook7-image: base-image
+	@scripts/build-notebook-image.sh --image notebook7 --save
+
 .cache/chp/node_modules/.bin/configurable-http-proxy:
 	@command -v npm >/dev/null || scripts/apt-install.sh npm
 	npm install --silent --no-audit --no-fund --prefix .cache/chp configurable-http-proxy@$(CHP_VERSION)
@@ -50,7 +55,7 @@ lint: venv
 	ruff check .
 	ruff format --check .
 
-pytest: venv engine base-image notebook-image chp nginx
+pytest: venv engine base-image notebook-image notebook7-image chp nginx
 	pytest -q -rs tests
 
 molecule: venv engine base-image notebook-image browser
@@ -83,6 +88,7 @@ test:
 	@$(TIMED) engine $(MAKE) --no-print-directory engine
 	@$(TIMED) base-image $(MAKE) --no-print-directory base-image
 	@$(TIMED) nb-image $(MAKE) --no-print-directory notebook-image
+	@$(TIMED) nb7-image $(MAKE) --no-print-directory notebook7-image
 	@$(TIMED) browser $(MAKE) --no-print-directory browser
 	@$(TIMED) chp $(MAKE) --no-print-directory chp
 	@$(TIMED) lint $(MAKE) --no-print-directory lint
