@@ -1,5 +1,5 @@
 """The converged cell as a visitor and its operator see it, shared by the end-to-end scenarios
-(`default`, `faults`): a test file puts this directory on sys.path, imports the helpers it uses and
+(`default`; its fault suite too): a test file puts this directory on sys.path, imports the helpers it uses and
 loads the fixtures (site_url, chp_token, visitor) with `pytest_plugins = ["cell"]`.
 
 A visitor walks the browser's path (the loopback port Docker published for the test host's port 80,
