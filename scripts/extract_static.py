@@ -30,7 +30,7 @@ parents, and the manifest lists them.
 An unchanged image changes nothing. The last line of standard output is a JSON object with
 `"changed": true|false` (for Ansible's changed_when). Old copies beyond --keep are removed, but
 never the one `current` points to, nor those of images still in use (--keep-image, or every
-container's image with --keep-in-use): lesson 8, an old image's containers keep loading their
+container's image with --keep-in-use): an old image's containers keep loading their
 static files until they are gone.
 
 Exit status: 0 done (changed or not), 1 an error (stated on standard error), 2 bad arguments.
