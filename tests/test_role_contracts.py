@@ -14,8 +14,22 @@ def _load(path: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
-def test_there_are_roles() -> None:
-    assert ROLES, "no roles found under roles/"
+def _site_roles() -> set[str]:
+    """Roles the plays site.yml imports apply (`roles:` and include_role/import_role)."""
+    found: set[str] = set()
+    for play in _load(ROOT / "site.yml"):
+        for sub in yaml.safe_load((ROOT / play["ansible.builtin.import_playbook"]).read_text()):
+            found.update(r["role"] if isinstance(r, dict) else r for r in sub.get("roles", []))
+            for task in sub.get("tasks", []):
+                for key in ("ansible.builtin.include_role", "ansible.builtin.import_role"):
+                    if key in task:
+                        found.add(task[key]["name"])
+    return found
+
+
+def test_site_yml_deploys_every_role() -> None:
+    """A role that site.yml never applies is dead code or a forgotten import (roles/firewall was)."""
+    assert {r.name for r in ROLES} == _site_roles()
 
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
