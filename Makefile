@@ -12,13 +12,14 @@ CHP_VERSION := 5.3.0
 TIMED       := scripts/timed.sh
 SCENARIOS   ?= --all
 
-.PHONY: help test venv engine base-image notebook-image chp lint pytest molecule bench demo demo-down browser clean
+.PHONY: help test venv engine base-image notebook-image chp lint pytest molecule bench bench-strata demo demo-down browser clean
 
 help:
 	@echo "make demo       deploy the whole stack onto a local disposable test host; prints the URL"
 	@echo "make demo-down  remove that host"
 	@echo "make test       lint, Python tests (unit + integration), every Molecule scenario"
 	@echo "make bench      benchmarks (writes bench/results/)"
+	@echo "make bench-strata  only the Strata reproduction (bench/results/strata.json)"
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -92,6 +93,11 @@ test:
 
 bench: venv engine base-image chp
 	$(VENV)/bin/python -m bench
+	@$(MAKE) --no-print-directory bench-strata
+
+# Benchmark 1 of issue 7: the Strata reproduction on a disposable test host (tmpnb-bench).
+bench-strata: venv engine base-image notebook-image chp
+	$(VENV)/bin/python -m bench.strata
 
 clean:
 	rm -rf $(VENV) .cache
