@@ -229,11 +229,16 @@ def spawn_to_real(paths: list[str]) -> str:
 
 
 # ---- evidence from the host ---------------------------------------------------------------------
+def emfile_lines(journal: str) -> list[str]:
+    """CHP's log lines that report EMFILE, colour codes removed: one per error (Node prints the
+    error object's fields, ``code: 'EMFILE'`` among them, on lines of their own: not counted)."""
+    plain = (ANSI.sub("", line) for line in journal.splitlines())
+    return [line for line in plain if "EMFILE" in line and "[ConfigProxy]" in line]
+
+
 def journal_emfile(since: float) -> dict[str, Any]:
     out = in_host(f"journalctl --no-pager -o cat -u {CHP_UNIT} --since @{int(since)}", check=False)
-    # One line per proxy error (Node prints the error object's fields on further lines).
-    plain = (ANSI.sub("", line) for line in out.splitlines())
-    hits = [line for line in plain if "EMFILE" in line and "[ConfigProxy]" in line]
+    hits = emfile_lines(out)
     return {"emfile_lines": len(hits), "first": hits[:3]}
 
 
