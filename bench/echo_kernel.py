@@ -10,7 +10,7 @@ Tornado) answers, for every user path CHP routes to it, what tmpnb-crowd asks of
          each execute_request gets status busy, execute_reply (ok) and status idle, on that socket only
 
     python3 echo_kernel.py --port 8888 --users 1000     (ids echo-0 ... echo-999)
-    python3 echo_kernel.py --port 8888 --users 0 --spawn-ids ID,ID   (only /spawn, to those users)
+    python3 echo_kernel.py --port 8888 --users 0 --spawn-ids=ID,ID   (only /spawn, to those users)
 
 Runs inside the test host in a container of the notebook image (bench/strata.py starts it); it is
 not part of the kit.

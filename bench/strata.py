@@ -218,7 +218,7 @@ def spawn_to_real(paths: list[str]) -> str:
     in_host(f"docker rm -f {ECHO_NAME}-spawn >/dev/null 2>&1; true")
     ids = ",".join(p.removeprefix("/user/") for p in paths)
     in_host(f"docker run -d --name {ECHO_NAME}-spawn --user 1000:1000 -v /opt/echo_kernel.py:/opt/e.py:ro "
-            f"{ECHO_IMAGE} python3 /opt/e.py --port {ECHO_PORT} --users 0 --spawn-ids {ids}")  # fmt: skip
+            f"{ECHO_IMAGE} python3 /opt/e.py --port {ECHO_PORT} --users 0 --spawn-ids={ids}")  # fmt: skip
     ip = in_host(f"docker inspect -f '{{{{.NetworkSettings.IPAddress}}}}' {ECHO_NAME}-spawn").strip()
     target = f"http://{ip}:{ECHO_PORT}"
     wait("the dispatcher", lambda: answers(f"{target}/_echo/health"), 60)
