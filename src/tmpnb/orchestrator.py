@@ -279,6 +279,7 @@ class Orchestrator:
     async def _supervise(self, name: str, one_pass: Callable[[], Awaitable[None]]) -> None:
         """Run a background loop's passes forever: an unexpected error is logged with its traceback,
         counted (tmpnb_loop_errors_total{loop}) and the loop goes on after a short pause."""
+        task = asyncio.current_task()
         while True:
             try:
                 await one_pass()
@@ -288,10 +289,15 @@ class Orchestrator:
                 self.metrics.loop_errors.labels(name).inc()
                 log.exception("%s loop: unexpected error (the loop goes on)", name)
                 await asyncio.sleep(LOOP_ERROR_PAUSE)
+            # A cancel that arrived as a pass finished may have been swallowed on its way out
+            # (Python 3.11's wait_for does, gh-86296): stop() would then wait for this loop forever.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
 
     async def _refill_pass(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            async with asyncio.timeout(1.0):
+                await self._wake.wait()
         self._wake.clear()
         await self._quiet_moment()
         self.refill_once()
@@ -489,7 +495,8 @@ class Orchestrator:
     # ---- reconciliation ---------------------------------------------------------------------
     async def _reconcile_pass(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._reconcile_now.wait(), timeout=self.config.reconcile_interval)
+            async with asyncio.timeout(self.config.reconcile_interval):
+                await self._reconcile_now.wait()
         self._reconcile_now.clear()
         await self.reconcile("periodic")
 
