@@ -12,13 +12,14 @@ CHP_VERSION := 5.3.0
 TIMED       := scripts/timed.sh
 SCENARIOS   ?= --all
 
-.PHONY: help test venv engine base-image notebook-image notebook7-image chp lint pytest molecule bench nginx demo demo-down browser clean
+.PHONY: help test venv engine base-image notebook-image notebook7-image chp lint pytest molecule bench bench-strata nginx demo demo-down browser clean
 
 help:
 	@echo "make demo       deploy the whole stack onto a local disposable test host; prints the URL"
 	@echo "make demo-down  remove that host"
 	@echo "make test       lint, Python tests (unit + integration), every Molecule scenario"
 	@echo "make bench      benchmarks (writes bench/results/); one of them: make bench BENCH=static"
+	@echo "make bench-strata  only the Strata reproduction (bench/results/strata.json)"
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -102,6 +103,11 @@ test:
 BENCH ?=
 bench: venv engine base-image notebook-image chp nginx
 	$(VENV)/bin/python -m bench $(BENCH)
+	@if [ -z "$(BENCH)" ]; then $(MAKE) --no-print-directory bench-strata; fi
+
+# Benchmark 1 of issue 7: the Strata reproduction on a disposable test host (tmpnb-bench).
+bench-strata: venv engine base-image notebook-image chp
+	$(VENV)/bin/python -m bench.strata
 
 # Debian's nginx binary on the controller: extract_static's and the static bench's checks run it as their
 # own process on a loopback port (on a host with systemd the package also starts its default site).

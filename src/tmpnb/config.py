@@ -69,6 +69,7 @@ class Config:
     containers_per_network: int = 1000  # capacity above it: several networks (tmpnb.placement)
     mem_limit_mb: int = 512
     cpu_shares: int = 1024
+    cpus: float = 0.0  # hard CPU cap per container in cores (Docker --cpus); 0 = none
     pids_limit: int = 256
     home_path: str = "/home/jovyan"
     home_size_mb: int = 128
@@ -131,6 +132,7 @@ RELOADABLE = frozenset(
         "container_user",
         "mem_limit_mb",
         "cpu_shares",
+        "cpus",
         "pids_limit",
         "home_path",
         "home_size_mb",
@@ -316,6 +318,12 @@ def _validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     out["network"] = network
     out["mem_limit_mb"] = _int("mem_limit_mb", v["mem_limit_mb"], 32, 1024 * 1024)
     out["cpu_shares"] = _int("cpu_shares", v["cpu_shares"], 2, 262144)
+    cpus = v["cpus"]
+    if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not (cpus == 0 or 0.01 <= cpus <= 1024):
+        raise ConfigError(
+            f"cpus: expected 0 (no cap) or a number of cores between 0.01 and 1024, got {cpus!r}"
+        )
+    out["cpus"] = float(cpus)
     out["pids_limit"] = _int("pids_limit", v["pids_limit"], 16, 4194304)
     out.update(_disk(v, user, out["mem_limit_mb"]))
     out["capacity"] = _int("capacity", v["capacity"], 1, 100000)

@@ -127,6 +127,7 @@ def container_spec(config: Config, user_id: str, created: float, network: str) -
             "Memory": memory,
             "MemorySwap": memory,  # swap limit = the memory limit: no swap beyond the slice
             "CpuShares": config.cpu_shares,
+            **({"NanoCpus": round(config.cpus * 1e9)} if config.cpus else {}),
             "PidsLimit": config.pids_limit,
             "CapDrop": ["ALL"],
             "SecurityOpt": ["no-new-privileges"],

@@ -64,7 +64,7 @@ def test_pool_hand_out_through_chp(make_stack, dclient) -> None:
 
 
 def test_container_is_locked_down(make_stack, dclient) -> None:
-    chp, orch = make_stack(pool_size=1, capacity=2, mem_limit_mb=256, pids_limit=64, cpu_shares=512)
+    chp, orch = make_stack(pool_size=1, capacity=2, mem_limit_mb=256, pids_limit=64, cpu_shares=512, cpus=0.5)
     (container,) = instance_containers(dclient, orch.instance)
     attrs = container.attrs
     host = attrs["HostConfig"]
@@ -75,6 +75,7 @@ def test_container_is_locked_down(make_stack, dclient) -> None:
     assert host["MemorySwap"] == 256 * 1024 * 1024
     assert host["PidsLimit"] == 64
     assert host["CpuShares"] == 512
+    assert host["NanoCpus"] == 500_000_000  # a hard cap of half a core
     assert not host.get("PortBindings")
     ports = attrs["NetworkSettings"]["Ports"] or {}
     assert all(v is None for v in ports.values())

@@ -120,3 +120,18 @@ def test_start_without_chp_token_exits_2() -> None:
     res = _cli("--config", str(EXAMPLE))
     assert res.returncode == 2
     assert "CONFIGPROXY_AUTH_TOKEN" in res.stderr
+
+
+def test_cpus_is_a_cap_in_cores_or_none() -> None:
+    from tmpnb.docker_backend import container_spec
+
+    assert from_mapping({"image": "img"}, ENV).cpus == 0.0
+    capped = from_mapping({"image": "img", "cpus": 0.5}, ENV)
+    assert container_spec(capped, "AAAAAAAAAAAAAAAA", 1.0)["HostConfig"]["NanoCpus"] == 500_000_000
+    assert (
+        "NanoCpus"
+        not in container_spec(from_mapping({"image": "img"}, ENV), "AAAAAAAAAAAAAAAA", 1.0)["HostConfig"]
+    )
+    for bad in (-1, 0.001, 2000, "1", True):
+        with pytest.raises(ConfigError, match="cpus: expected 0"):
+            from_mapping({"image": "img", "cpus": bad}, ENV)
