@@ -99,10 +99,12 @@ def container_name(instance: str, user_id: str) -> str:
     return f"tmpnb-{instance}-{user_id}"
 
 
-def container_spec(config: Config, user_id: str, created: float, network: str) -> dict[str, Any]:
+def container_spec(config: Config, user_id: str, created: float, network: str = "") -> dict[str, Any]:
     """The create body: non-root, no capabilities, no new privileges, bounded memory/pids/CPU share,
     read-only root with size-bounded tmpfs for home, /tmp and /dev/shm, on ``network`` (one of the
-    instance's dedicated networks), no published ports (CHP routes to the container's address)."""
+    instance's dedicated networks; empty: the first), no published ports (CHP routes to the
+    container's address)."""
+    network = network or config.network_names[0]
     memory = config.mem_limit_mb * 1024 * 1024
     uid, gid = config.container_user.split(":")
     return {
