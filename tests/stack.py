@@ -24,6 +24,8 @@ from typing import Any
 import docker
 import requests
 
+from tmpnb.placement import instance_network
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "tests" / "images"
 CHP_BIN = ROOT / ".cache" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -263,12 +265,14 @@ def instance_containers(client: docker.DockerClient, instance: str) -> list[Any]
 
 
 def cleanup_instance(client: docker.DockerClient, instance: str) -> None:
-    """Remove exactly what this test instance created: containers by label, then its network."""
+    """Remove exactly what this test instance created: containers by label, then its networks
+    (``tmpnb-<instance>``, or ``tmpnb-<instance>-<n>`` when it needed several)."""
     for c in instance_containers(client, instance):
         with contextlib.suppress(docker.errors.NotFound):
             c.remove(force=True, v=True)
-    for net in client.networks.list(names=[f"tmpnb-{instance}"]):
-        if net.name == f"tmpnb-{instance}":
+    base = f"tmpnb-{instance}"
+    for net in client.networks.list(names=[base]):  # Docker matches names by substring
+        if instance_network(base, [net.name]) == net.name:
             with contextlib.suppress(docker.errors.APIError):
                 net.remove()
 

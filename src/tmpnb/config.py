@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tmpnb.placement import BRIDGE_PORTS, network_names, networks_needed
+
 DEFAULT_COMMAND: tuple[str, ...] = (
     "jupyter",
     "notebook",
@@ -32,6 +34,9 @@ DEFAULT_COMMAND: tuple[str, ...] = (
 # Placeholders a command template may use.
 PLACEHOLDERS = frozenset({"base_path", "port", "user_id"})
 
+# Docker's default address pools hold about 31 bridge networks (shared with everything else on the
+# host); more than this many networks per instance is a mistake in capacity or containers_per_network.
+MAX_NETWORKS = 64
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 NETWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 USER_RE = re.compile(r"^([a-z_][a-z0-9_-]{0,31}|[0-9]+)(:([a-z_][a-z0-9_-]{0,31}|[0-9]+))?$")
@@ -61,6 +66,7 @@ class Config:
     container_port: int = 8888
     container_user: str = "1000:1000"
     network: str = ""  # empty: "tmpnb-<instance>"
+    containers_per_network: int = 1000  # capacity above it: several networks (tmpnb.placement)
     mem_limit_mb: int = 512
     cpu_shares: int = 1024
     cpus: float = 0.0  # hard CPU cap per container in cores (Docker --cpus); 0 = none
@@ -93,7 +99,14 @@ class Config:
 
     @property
     def network_name(self) -> str:
+        """The base name of the instance's networks (the network itself when one is enough)."""
         return self.network or f"tmpnb-{self.instance}"
+
+    @property
+    def network_names(self) -> tuple[str, ...]:
+        """The networks containers are placed on (see tmpnb.placement)."""
+        count = networks_needed(self.capacity, self.containers_per_network)
+        return network_names(self.network_name, count)
 
     def base_path(self, user_id: str) -> str:
         return f"{self.user_path_prefix}/{user_id}/"
@@ -247,6 +260,20 @@ def _networks(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _containers_per_network(v: Mapping[str, Any], capacity: int) -> int:
+    """At most a bridge's ports with a margin, and few enough networks for Docker's address pools."""
+    limit = BRIDGE_PORTS - 24  # ports for the bridge's own needs and containers being removed
+    per = _int("containers_per_network", v["containers_per_network"], 1, limit)
+    count = networks_needed(capacity, per)
+    if count > MAX_NETWORKS:
+        raise ConfigError(
+            f"containers_per_network: capacity = {capacity} containers at {per} "
+            f"per network needs {count} Docker networks, more than {MAX_NETWORKS}; raise "
+            f"containers_per_network (up to {limit}) or lower capacity"
+        )
+    return per
+
+
 def _validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(raw) - set(FILE_FIELDS))
     if unknown:
@@ -301,6 +328,7 @@ def _validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     out.update(_disk(v, user, out["mem_limit_mb"]))
     out["capacity"] = _int("capacity", v["capacity"], 1, 100000)
     out["pool_size"] = _int("pool_size", v["pool_size"], 0, out["capacity"])
+    out["containers_per_network"] = _containers_per_network(v, out["capacity"])
     out["max_concurrent_starts"] = _int("max_concurrent_starts", v["max_concurrent_starts"], 1, 1000)
     out["boot_timeout"] = _seconds("boot_timeout", v["boot_timeout"], 1, 3600)
     out["spawn_wait"] = _seconds("spawn_wait", v["spawn_wait"], 0, 3600)

@@ -49,11 +49,18 @@ def bridge_name(network: str) -> str:
     return BRIDGE_PREFIX + hashlib.sha256(network.encode()).hexdigest()[:8]
 
 
-def network_problem(name: str, info: Mapping[str, Any]) -> str | None:
+def network_problem(name: str, info: Mapping[str, Any], instance: str | None = None) -> str | None:
     """Why an existing network must not carry notebooks (None when it is fit): inter-container
-    traffic on (notebooks have no token: one could drive another), or a bridge the firewall does
-    not cover."""
+    traffic on (notebooks have no token: one could drive another), a bridge the firewall does
+    not cover, or (given ``instance``) a network tmpnb created for another instance (instance
+    ``demo``'s ``tmpnb-demo-1`` is also instance ``demo-1``'s only network)."""
     options = info.get("Options") or {}
+    owner = (info.get("Labels") or {}).get(LABEL_INSTANCE)
+    if instance is not None and owner not in (None, instance):
+        return (
+            f"network {name} belongs to tmpnb instance {owner!r} (label {LABEL_INSTANCE}), not {instance!r}: "
+            "refusing to share it; give one of the instances another `network` or `instance`"
+        )
     fix = (
         f"remove it while no notebook runs on it (`docker network rm {name}`) and tmpnb recreates it, "
         f"or create it with -o {ICC_OPTION}=false -o {BRIDGE_NAME_OPTION}={bridge_name(name)}"
@@ -92,10 +99,12 @@ def container_name(instance: str, user_id: str) -> str:
     return f"tmpnb-{instance}-{user_id}"
 
 
-def container_spec(config: Config, user_id: str, created: float) -> dict[str, Any]:
+def container_spec(config: Config, user_id: str, created: float, network: str = "") -> dict[str, Any]:
     """The create body: non-root, no capabilities, no new privileges, bounded memory/pids/CPU share,
-    read-only root with size-bounded tmpfs for home, /tmp and /dev/shm, on the dedicated network,
-    no published ports (CHP routes to the container's address)."""
+    read-only root with size-bounded tmpfs for home, /tmp and /dev/shm, on ``network`` (one of the
+    instance's dedicated networks; empty: the first), no published ports (CHP routes to the
+    container's address)."""
+    network = network or config.network_names[0]
     memory = config.mem_limit_mb * 1024 * 1024
     uid, gid = config.container_user.split(":")
     return {
@@ -124,7 +133,7 @@ def container_spec(config: Config, user_id: str, created: float) -> dict[str, An
             "PidsLimit": config.pids_limit,
             "CapDrop": ["ALL"],
             "SecurityOpt": ["no-new-privileges"],
-            "NetworkMode": config.network_name,
+            "NetworkMode": network,
             "RestartPolicy": {"Name": "no"},
             "Init": True,
             # Disk: nothing writable but three tmpfs mounts bounded in size, whose pages count in
@@ -137,7 +146,7 @@ def container_spec(config: Config, user_id: str, created: float) -> dict[str, An
             },
             "ShmSize": config.shm_size_mb * 1024 * 1024,
         },
-        "NetworkingConfig": {"EndpointsConfig": {config.network_name: {}}},
+        "NetworkingConfig": {"EndpointsConfig": {network: {}}},
     }
 
 
@@ -200,7 +209,7 @@ class DockerBackend:
             if exc.status != 404:
                 raise DockerError(f"inspecting network {name}: {exc.message}") from exc
         else:
-            problem = network_problem(name, info)
+            problem = network_problem(name, info, instance)
             if problem:
                 raise NetworkRefused(problem)
             return
@@ -246,12 +255,12 @@ class DockerBackend:
         infos = (parse_container(c, config.instance, config.network_name, config.container_port) for c in raw)
         return [c for c in infos if c is not None]
 
-    async def create_and_start(self, config: Config, user_id: str, created: float) -> Started:
+    async def create_and_start(self, config: Config, user_id: str, created: float, network: str) -> Started:
         name = container_name(config.instance, user_id)
         try:
             async with bounded(f"creating {name}", self.slow_timeout):
                 container = await self.docker.containers.create(
-                    container_spec(config, user_id, created), name=name
+                    container_spec(config, user_id, created, network), name=name
                 )
         except aiodocker.DockerError as exc:
             raise DockerError(f"creating {name} from image {config.image}: {exc.message}") from exc
@@ -263,14 +272,10 @@ class DockerBackend:
             await self.remove(container.id)
             message = exc.message if isinstance(exc, aiodocker.DockerError) else str(exc)
             raise DockerError(f"starting {name}: {message}") from exc
-        ip = (
-            ((info.get("NetworkSettings") or {}).get("Networks") or {})
-            .get(config.network_name, {})
-            .get("IPAddress")
-        )
+        ip = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(network, {}).get("IPAddress")
         if not ip:
             await self.remove(container.id)
-            raise DockerError(f"{name} has no address on network {config.network_name}")
+            raise DockerError(f"{name} has no address on network {network}")
         return Started(container.id, f"http://{ip}:{config.container_port}")
 
     async def remove(self, container_id: str) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -24,6 +24,7 @@ from tmpnb.cull import choose_culls
 from tmpnb.docker_backend import DockerBackend, DockerError, NetworkRefused
 from tmpnb.ids import new_user_id, redact
 from tmpnb.metrics import Metrics
+from tmpnb.placement import least_full
 from tmpnb.pool import Pool, Slot, State, can_ever_serve, mark_handed_out, starts_needed, surplus_pooled
 from tmpnb.ratelimit import RateLimiter, client_key
 from tmpnb.reconcile import LABEL_USER_ID, LABEL_USER_PATH, diff, parse_routes, route_data, route_path
@@ -38,7 +39,6 @@ MAX_BACKOFF = 30.0
 # REFILL_MAX_DEFER, and never while a visitor waits for a container.
 REFILL_QUIET = 0.3
 REFILL_MAX_DEFER = 2.0
-BRIDGE_PORTS = 1024  # a Linux bridge holds at most 1024 ports (tmpnb#46): one per container
 CHP_WATCH_INTERVAL = 2.0  # how soon a CHP restart (routes lost) is noticed
 LOOP_ERROR_PAUSE = 1.0  # after an unexpected error in a background loop, before its next pass
 NETWORK_RECHECK = 5.0  # how often a refused network is inspected again (it may have been fixed)
@@ -92,21 +92,14 @@ class Orchestrator:
         c = self.config
         self._probe = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0))
         log.info(
-            "starting instance=%s image=%s pool_size=%d capacity=%d network=%s chp=%s",
+            "starting instance=%s image=%s pool_size=%d capacity=%d networks=%s chp=%s",
             c.instance,
             c.image,
             c.pool_size,
             c.capacity,
-            c.network_name,
+            ",".join(c.network_names),
             c.chp_api_url,
         )
-        if c.capacity > BRIDGE_PORTS:
-            log.warning(
-                "capacity %d exceeds %d: a Linux bridge holds at most that many ports, so one Docker network "
-                "cannot take that many containers; split the host into cells (instances)",
-                c.capacity,
-                BRIDGE_PORTS,
-            )
         if await self._check_network():
             try:
                 if not await self.docker.image_exists(c.image):
@@ -151,10 +144,12 @@ class Orchestrator:
         log.info("stopped; %d pooled and %d in-use containers left running", *self._pooled_in_use())
 
     async def _check_network(self) -> bool:
-        """Create or inspect the notebooks' network; containers boot only on a fit one."""
+        """Create or inspect the notebooks' networks; containers boot only when every one is fit."""
         self._network_checked_at = time.monotonic()
+        names = self.config.network_names
         try:
-            await self.docker.ensure_network(self.config.network_name, self.config.instance)
+            for name in names:
+                await self.docker.ensure_network(name, self.config.instance)
         except NetworkRefused as exc:
             if self.network_error != str(exc):
                 log.error("%s", exc)
@@ -163,11 +158,11 @@ class Orchestrator:
             return False
         except (DockerError, OSError) as exc:
             log.error("docker not ready: %s (retrying in the background)", exc)
-            self.network_error = f"network {self.config.network_name} not checked: {exc}"
+            self.network_error = f"network {name} not checked: {exc}"
             self.docker_ok = False
             return False
         if self.network_error is not None:
-            log.info("network %s is isolated: containers may start", self.config.network_name)
+            log.info("network(s) %s isolated: containers may start", ", ".join(names))
         self.network_error = None
         self.docker_ok = True
         return True
@@ -327,6 +322,7 @@ class Orchestrator:
         ):
             user_id = new_user_id()
             slot = Slot(user_id, route_path(c.user_path_prefix, user_id), c.image, time.time())
+            slot.network = least_full(c.network_names, Counter(s.network for s in self.pool.slots.values()))
             self.pool.add(slot)
             self._spawn_task(self._boot(slot, c), f"boot-{user_id}")
 
@@ -335,7 +331,7 @@ class Orchestrator:
         started = time.monotonic()
         stage = "create"
         try:
-            s = await self.docker.create_and_start(c, slot.user_id, slot.created)
+            s = await self.docker.create_and_start(c, slot.user_id, slot.created, slot.network)
             slot.container_id, slot.target = s.container_id, s.target
             stage = "boot"
             await self._wait_ready(slot, c)
@@ -534,9 +530,10 @@ class Orchestrator:
         self._forget_old_removals()
         for info in plan.unroutable:
             log.warning(
-                "container %s of %s has no address on network %s: left alone (not adopted)",
+                "container %s of %s has no address on network %s (or %s-<n>): left alone (not adopted)",
                 info.id[:12],
                 redact(info.path) or "?",
+                c.network_name,
                 c.network_name,
             )
         for slot in plan.adopt:
@@ -646,7 +643,13 @@ class Orchestrator:
         if restart:
             log.warning("reload: %s change(s) need a restart; not applied", ", ".join(restart))
         if live:
+            old_networks = self.config.network_names
             self.config = dataclasses.replace(self.config, **{k: getattr(new, k) for k in live})
+            if self.config.network_names != old_networks:
+                # capacity changed how many networks there are: none starts a
+                # container before the new set is checked (refill checks it at once)
+                self.network_error = f"networks {', '.join(self.config.network_names)} not checked yet"
+                self._network_checked_at = 0.0
             logging.getLogger().setLevel(self.config.log_level.upper())
             log.info("reload: applied %s", ", ".join(f"{k}={getattr(self.config, k)!r}" for k in live))
         self.wake()

@@ -33,6 +33,7 @@ class Slot:
     target: str = ""  # "http://<container ip>:<port>", empty until started
     handed_out: float | None = None
     died: bool = False  # Docker reported the container dead while it was starting
+    network: str = ""  # the Docker network it is placed on (tmpnb.placement)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tmpnb.placement import instance_network
 from tmpnb.pool import Slot, State
 
 # Docker labels every container of ours carries (set at creation; labels are immutable).
@@ -40,6 +41,7 @@ class ContainerInfo:
     target: str | None  # http://ip:port on our network, None when it has no address there
     image: str
     created: float
+    network: str = ""  # the instance network it has its address on ("" when none)
 
 
 @dataclass(frozen=True)
@@ -115,12 +117,17 @@ def parse_routes(raw: Mapping[str, Any], instance: str) -> dict[str, RouteInfo]:
 
 
 def parse_container(raw: Mapping[str, Any], instance: str, network: str, port: int) -> ContainerInfo | None:
-    """One entry of Docker's ``GET /containers/json`` (or None if it is not ours)."""
+    """One entry of Docker's ``GET /containers/json`` (or None if it is not ours). ``network`` is
+    the base name of the instance's networks: the address is the one on ``network`` or on any
+    ``network-<n>`` (see tmpnb.placement.instance_network)."""
     labels = raw.get("Labels") or {}
     if labels.get(LABEL_INSTANCE) != instance or not labels.get(LABEL_USER_ID):
         return None
     networks = (raw.get("NetworkSettings") or {}).get("Networks") or {}
-    ip = (networks.get(network) or {}).get("IPAddress") or ""
+    ip = ""
+    on = instance_network(network, (n for n, v in networks.items() if (v or {}).get("IPAddress")))
+    if on is not None:
+        ip = networks[on]["IPAddress"]
     label_port = labels.get(LABEL_PORT, "")
     port = int(label_port) if label_port.isdigit() else port  # the port it was started with
     try:
@@ -136,6 +143,7 @@ def parse_container(raw: Mapping[str, Any], instance: str, network: str, port: i
         target=f"http://{ip}:{port}" if ip else None,
         image=labels.get(LABEL_IMAGE, str(raw.get("Image", ""))),
         created=created,
+        network=on or "",
     )
 
 
@@ -148,6 +156,7 @@ def _slot_from_route(c: ContainerInfo, route: RouteInfo | None) -> Slot:
         created=c.created,
         container_id=c.id,
         target=c.target or "",
+        network=c.network,
     )
     state = route.data.get(DATA_STATE) if route else None
     handed_out = route.data.get(DATA_HANDED_OUT) if route else None

@@ -145,7 +145,7 @@ def test_parse_container_needs_our_labels() -> None:
         "NetworkSettings": {"Networks": {"net": {"IPAddress": "10.1.2.3"}}},
     }
     c = parse_container(raw, INST, "net", 8888)
-    assert c == ContainerInfo("abc", "a", "/user/a", True, "http://10.1.2.3:8888", "", 12.5)
+    assert c == ContainerInfo("abc", "a", "/user/a", True, "http://10.1.2.3:8888", "", 12.5, "net")
     assert (
         parse_container({**raw, "Labels": {**labels, "tmpnb.instance": "other"}}, INST, "net", 8888) is None
     )
