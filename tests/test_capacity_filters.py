@@ -47,7 +47,12 @@ def test_the_onmetal_host_by_hand() -> None:
     assert plan["pids"] == {"per_container": 256, "needed": 260096, "pid_max": 4194304}
     # Two ports per descriptor of the budget (one in use, one in TIME_WAIT) in 32768-65535.
     assert plan["ports"] == {"needed": 24000, "range": "32768 65535", "available": 32768}
-    assert plan["bridges"] == {"ports_per_bridge": 1023, "ports_needed": 1000, "networks": 1}
+    assert plan["bridges"] == {
+        "ports_per_bridge": 1023,
+        "ports_needed": 1000,
+        "per_network": 1000,
+        "networks": 1,
+    }
     assert plan["neighbours"] == {"needed": 1001, "gc_thresh2": 2048, "gc_thresh3": 4096}
     # 2 images x 2048 MB + 3 static copies x 64 MB + 1000 visitors x (10 MB x 3 log files).
     assert plan["disk"]["needed_mb"] == 4096 + 192 + 30000
@@ -82,8 +87,9 @@ def test_cpu_shares() -> None:
 def test_capacity_set_by_the_inventory_wins_and_more_bridges_show() -> None:
     plan = onmetal(tmpnb_capacity=2000, plan_memory_mb=2 * 524288)
     assert (plan["memory"]["capacity"], plan["memory"]["capacity_from"]) == (2000, "tmpnb_capacity")
-    assert plan["bridges"]["networks"] == 2
-    assert "SHORT: 2 bridges" in "\n".join(capacity.capacity_table(plan))
+    assert plan["bridges"]["networks"] == 2  # the orchestrator spreads them over tmpnb-tmpnb-0 and -1
+    line = next(x for x in capacity.capacity_table(plan) if x.startswith("bridges"))
+    assert "2 Docker networks" in line and "[ok]" in line, line
 
 
 def test_a_host_not_yet_bought_needs_its_size() -> None:

@@ -35,6 +35,8 @@ limits = _load_limits()
 
 # A Linux bridge holds at most BR_MAX_PORTS = 1024 ports, port 0 reserved (tmpnb#46).
 BRIDGE_PORTS = 1023
+# The orchestrator spreads containers over at most this many networks of an instance.
+MAX_NETWORKS = 64
 # Docker's cpu_shares: 1024 is one container's default weight, 2 the smallest it takes.
 SHARES_PER_CORE = 1024
 SHARES_MIN = 2
@@ -50,6 +52,7 @@ PLAN_KEYS = {
         "tmpnb_cpu_shares",
         "tmpnb_cpus",
         "tmpnb_pids_limit",
+        "tmpnb_containers_per_network",
     ],
     "limits": [
         "limits_users",
@@ -262,7 +265,8 @@ def capacity_plan(host: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str
     pids = _int("tmpnb_pids_limit", v["tmpnb_pids_limit"], 1)
     pid_max = max(int(sysctl["kernel.pid_max"]), int(host.get("pid_max") or 0))
     low, high = (int(p) for p in sysctl["net.ipv4.ip_local_port_range"].split()[:2])
-    networks = max(1, math.ceil(capacity / BRIDGE_PORTS))
+    per_network = _int("tmpnb_containers_per_network", v["tmpnb_containers_per_network"], 1)
+    networks = max(1, math.ceil(capacity / per_network))
     neighbours = capacity + networks
     gc2, gc3 = (int(sysctl[f"net.ipv4.neigh.default.gc_thresh{i}"]) for i in (2, 3))
 
@@ -313,7 +317,12 @@ def capacity_plan(host: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str
             "pid_max": pid_max,
         },
         "ports": {"needed": 2 * budget, "range": f"{low} {high}", "available": high - low + 1},
-        "bridges": {"ports_per_bridge": BRIDGE_PORTS, "ports_needed": capacity, "networks": networks},
+        "bridges": {
+            "ports_per_bridge": BRIDGE_PORTS,
+            "ports_needed": capacity,
+            "per_network": per_network,
+            "networks": networks,
+        },
         "neighbours": {"needed": neighbours, "gc_thresh2": gc2, "gc_thresh3": gc3},
         "disk": {
             "images_mb": images * image_mb,
@@ -460,9 +469,12 @@ def capacity_table(plan: Mapping[str, Any], name: str = "") -> list[str]:
         ),
         (
             "bridges",
-            f"{_fmt(br['ports_needed'])} ports, {br['ports_per_bridge']} per bridge: "
+            f"{_fmt(br['ports_needed'])} ports, {_fmt(br['per_network'])} per network "
+            f"(tmpnb_containers_per_network; a bridge holds {br['ports_per_bridge']}): "
             f"{br['networks']} Docker network{'s' if br['networks'] > 1 else ''}",
-            "ok" if br["networks"] == 1 else f"SHORT: {br['networks']} bridges, one network today",
+            "ok"
+            if br["per_network"] <= br["ports_per_bridge"] and br["networks"] <= MAX_NETWORKS
+            else f"SHORT: at most {br['ports_per_bridge']} per network and {MAX_NETWORKS} networks",
         ),
         (
             "neighbours",
