@@ -29,7 +29,7 @@ def echo(notebook_image: str) -> Iterator[str]:  # noqa: F811
     subprocess.run(
         ["docker", "run", "-d", "--name", name, "--label", f"tmpnb.test={name}", "--user", "1000:1000",
          "-p", f"127.0.0.1:{port}:8888", "-v", f"{ECHO}:/opt/echo_kernel.py:ro", notebook_image,
-         "python3", "/opt/echo_kernel.py", "--users", "4", "--processes", "2"],
+         "python3", "/opt/echo_kernel.py", "--users", "4", "--processes", "1"],  # round robin is per process
         check=True, capture_output=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
