@@ -57,10 +57,16 @@ lint: venv
 	ruff format --check .
 
 pytest: venv engine base-image notebook-image notebook7-image chp nginx
-	pytest -q -rs tests
+	pytest -q -rfEs tests
 
+# The log is kept in .cache/molecule.log; on a failure the failed tests' summary lines are
+# repeated last, so a CI page that shows only the tail still names them.
 molecule: venv engine base-image notebook-image browser
-	molecule test $(SCENARIOS)
+	@mkdir -p .cache
+	molecule test $(SCENARIOS) 2>&1 | tee .cache/molecule.log || { \
+	  echo "==> molecule failed; failed tests and scenarios (full log: .cache/molecule.log):"; \
+	  sed 's/\x1b\[[0-9;]*m//g' .cache/molecule.log | grep -E '^(FAILED|ERROR) |failed=[1-9]|fatal:' | tail -n 20; \
+	  exit 1; }
 
 # Debian's Chromium and its driver on the controller: the `default` scenario drives a headless
 # browser through the whole chain (selenium is in the venv).

@@ -181,8 +181,12 @@ def test_dockerd_restart_with_live_restore(host, site_url, kernel, chp_token):
     host.check_output("systemctl restart docker.service")
     print(f"\n[figure] dockerd restart: systemctl restart took {time.monotonic() - start:.1f} s")
     assert main_pid(host, "docker.service") != pid
-    # Live restore: the same containers, never restarted.
-    assert notebook_ids(host) == running
+    # Live restore: every container that ran before still runs, never restarted (same start
+    # time). The pool may have booted more meanwhile (the earlier tests' newcomers are refilled
+    # while this one runs), so those are not counted against it.
+    after = notebook_ids(host)
+    lost = {cid: started for cid, started in running.items() if after.get(cid) != started}
+    assert not lost, f"restarted or gone after the dockerd restart: {lost}"
     healthy = wait_healthy(host)
     print(f"[figure] dockerd restart: /healthz 200 {healthy:.1f} s after dockerd was back")
     assert_cell_serves(host, site_url, chp_token, kernel, "dockerd restart")
