@@ -46,7 +46,7 @@ async def test_spawn_cap_holds_while_visitors_wait_for_an_empty_pool() -> None:
     try:
         results = await asyncio.gather(*(orch.spawn("192.0.2.7") for _ in range(10)), return_exceptions=True)
     finally:
-        await asyncio.gather(*orch._tasks, return_exceptions=True)
+        await asyncio.gather(*orch.runtime.tasks, return_exceptions=True)
         await orch.chp.close()
         await orch.docker.close()
     kinds = sorted(type(r).__name__ for r in results)

@@ -20,7 +20,7 @@ async def orch() -> AsyncIterator[Orchestrator]:
     config = from_mapping({"image": "new", "pool_size": 0, **UNREACHABLE}, {"CONFIGPROXY_AUTH_TOKEN": "chp"})
     o = Orchestrator(config)
     yield o
-    await asyncio.gather(*o._tasks, return_exceptions=True)
+    await asyncio.gather(*o.runtime.tasks, return_exceptions=True)
     await o.chp.close()
     await o.docker.close()
 
@@ -35,7 +35,7 @@ async def test_a_slot_chosen_for_removal_is_never_handed_out_meanwhile(orch: Orc
     orch.pool.add(_pooled("stale", image="old"))
     orch.refill_once()
     assert orch.pool.take(2.0) is None
-    await asyncio.gather(*orch._tasks)
+    await asyncio.gather(*orch.runtime.tasks)
     assert "stale" not in orch.pool.slots
 
 
@@ -58,9 +58,9 @@ async def test_a_boot_failing_with_an_unlisted_error_frees_its_slot(orch: Orches
     orch.docker.create_and_start = broken  # type: ignore[method-assign]
     slot = Slot("u1", "/user/u1", "new", 1.0, State.STARTING, "", "")
     orch.pool.add(slot)
-    await orch._boot(slot, orch.config)
+    await orch.life.boot(slot, orch.config)
     assert "u1" not in orch.pool.slots
-    assert orch._boot_failures == 1
+    assert orch.life.boot_failures == 1
     assert orch.metrics.failures.labels("create")._value.get() == 1
 
 
@@ -88,13 +88,13 @@ async def test_a_boot_failing_with_an_unexpected_error_is_discarded_and_the_pool
     orch.network_error = None
     orch.config = dataclasses.replace(orch.config, pool_size=1)
     orch.refill_once()
-    await asyncio.gather(*orch._tasks, return_exceptions=True)
+    await asyncio.gather(*orch.runtime.tasks, return_exceptions=True)
     assert orch.pool.slots == {}, "the failed slot stayed in the pool (starting forever)"
     assert orch.metrics.registry.get_sample_value("tmpnb_failures_total", {"stage": "create"}) == 1
-    orch._next_boot_at = 0.0  # the backoff elapsed
+    orch.life.next_boot_at = 0.0  # the backoff elapsed
     orch.refill_once()
     assert [s.state for s in orch.pool.slots.values()] == [State.STARTING]
-    await asyncio.gather(*orch._tasks, return_exceptions=True)
+    await asyncio.gather(*orch.runtime.tasks, return_exceptions=True)
 
 
 async def test_reconciliation_goes_on_after_an_unexpected_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,7 +116,7 @@ async def test_reconciliation_goes_on_after_an_unexpected_error(monkeypatch: pyt
             raise ConnectionResetError("the Docker socket dropped mid-apply")
         return True
 
-    o.reconcile = flaky  # type: ignore[method-assign]
+    o.reconciler.reconcile = flaky  # type: ignore[method-assign]
     await o.start()
     try:
         for _ in range(100):

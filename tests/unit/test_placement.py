@@ -115,7 +115,7 @@ async def test_refill_spreads_new_containers_over_the_networks() -> None:
         placed = Counter(s.network for s in o.pool.slots.values())
         assert placed == {"tmpnb-tmpnb-0": 2, "tmpnb-tmpnb-1": 2, "tmpnb-tmpnb-2": 1}
     finally:
-        await asyncio.gather(*o._tasks, return_exceptions=True)  # the unreachable engine fails them
+        await asyncio.gather(*o.runtime.tasks, return_exceptions=True)  # the unreachable engine fails them
         await o.chp.close()
         await o.docker.close()
 
