@@ -127,3 +127,11 @@ async def test_reconciliation_goes_on_after_an_unexpected_error(monkeypatch: pyt
         await o.stop()
     assert calls.count("periodic") >= 3, f"the loop reconciled {calls}: it died with the first error"
     assert o.metrics.registry.get_sample_value("tmpnb_loop_errors_total", {"loop": "reconcile"}) == 1
+
+
+def test_the_boot_backoff_doubles_then_stays_at_its_ceiling() -> None:
+    from tmpnb.lifecycle import MAX_BACKOFF, backoff_delay
+
+    delays = [backoff_delay(n) for n in range(1, 9)]
+    assert delays[:5] == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert delays[5:] == [MAX_BACKOFF] * 3
