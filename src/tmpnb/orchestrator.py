@@ -22,12 +22,13 @@ from tmpnb.chp import CHPClient, CHPError
 from tmpnb.config import Config, changed_options, load
 from tmpnb.cull import choose_culls
 from tmpnb.docker_backend import DockerBackend, DockerError, NetworkRefused
+from tmpnb.docker_spec import LABEL_USER_ID, LABEL_USER_PATH
 from tmpnb.ids import new_user_id, redact
 from tmpnb.metrics import Metrics
 from tmpnb.placement import least_full
 from tmpnb.pool import Pool, Slot, State, can_ever_serve, mark_handed_out, starts_needed, surplus_pooled
 from tmpnb.ratelimit import RateLimiter, client_key
-from tmpnb.reconcile import LABEL_USER_ID, LABEL_USER_PATH, diff, parse_routes, route_data, route_path
+from tmpnb.reconcile import diff, parse_routes, route_data, route_path
 
 log = logging.getLogger("tmpnb")
 

@@ -129,7 +129,7 @@ def test_start_without_chp_token_exits_2() -> None:
 
 
 def test_cpus_is_a_cap_in_cores_or_none() -> None:
-    from tmpnb.docker_backend import container_spec
+    from tmpnb.docker_spec import container_spec
 
     assert from_mapping({"image": "img"}, ENV).cpus == 0.0
     capped = from_mapping({"image": "img", "cpus": 0.5}, ENV)
