@@ -176,16 +176,19 @@ def diff(
                 plan.forget.append(c.user_id)
             continue
         live_paths.add(c.path)
+        target = c.target
+        if target is None:  # unreachable: a running container without an address was taken above
+            continue
         if slot is None:
             slot = _slot_from_route(c, route)
             plan.adopt.append(slot)
-            if route is None or route.target != c.target:
+            if route is None or route.target != target:
                 plan.add_routes.append(slot)
             continue
         if route is None:
             plan.missing_routes += 1
-        if slot.target != c.target:
-            plan.retarget[c.user_id] = c.target
+        if slot.target != target:
+            plan.retarget[c.user_id] = target
             plan.add_routes.append(slot)
         elif _wants_route(slot, route, instance):
             plan.add_routes.append(slot)
