@@ -5,7 +5,7 @@ against the same process with none, in one run.
 
 What is real here: CHP, the orchestrator process (`python -m tmpnb`), the Docker engine and 1,000
 containers. What is light: each container is the orchestrator's own create body
-(tmpnb.docker_backend.container_spec: labels, network, limits, lockdown) with its command replaced
+(tmpnb.docker_spec.container_spec: labels, network, limits, lockdown) with its command replaced
 by `sleep infinity` (the tiny image), and its route is posted to CHP by this bench with the data the
 orchestrator writes (tmpnb.reconcile.route_data): 900 in use, 100 pooled. The orchestrator then
 starts and adopts them from their labels and routes, as after a restart, and runs its periodic
@@ -37,7 +37,7 @@ from stack import (
 
 from bench.record import Proc, header, positive, write
 from tmpnb.config import load
-from tmpnb.docker_backend import container_name, container_spec
+from tmpnb.docker_spec import container_name, container_spec
 from tmpnb.ids import new_user_id
 from tmpnb.pool import Slot, State
 from tmpnb.reconcile import route_data, route_path

@@ -148,7 +148,7 @@ def phase_cold(workdir: Path, image: str, visitors: int, concurrency: int, **opt
         cleanup_instance(client, orch.instance)
 
 
-# What the orchestrator asks of Docker for each container (tmpnb.docker_backend.container_spec).
+# What the orchestrator asks of Docker for each container (tmpnb.docker_spec.container_spec).
 HARDENED = [
     "--init", "--memory", "512m", "--memory-swap", "512m", "--cpu-shares", "1024", "--pids-limit", "256",
     "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "1000:1000",

@@ -35,6 +35,17 @@ def test_the_local_inventory_passes(tmp_path: Path) -> None:
         # tmpfs mounts held in the memory slice: 128 + 32 + 32 = 192 MB do not fit 160 MB
         ({"tmpnb_slice_mb": 160}, "must be less than tmpnb_slice_mb (160)"),
         ({"tmpnb_home_path": "/tmp"}, "tmpnb_home_path ('/tmp')"),
+        # Ranges come from the orchestrator's own table (tmpnb.options.RANGES).
+        (
+            {"tmpnb_slice_mb": 100, "tmpnb_home_size_mb": 8, "tmpnb_tmp_size_mb": 8, "tmpnb_shm_size_mb": 8},
+            "tmpnb_slice_mb=100 is outside 128 to 1048576, the orchestrator's range for its option "
+            "mem_limit_mb",
+        ),
+        ({"tmpnb_retry_after": 0}, "tmpnb_retry_after=0 is outside 1 to 3600"),
+        (
+            {"tmpnb_cull_timeout": 900, "tmpnb_cull_max_age": 600},
+            "tmpnb_cull_max_age=600 (>= tmpnb_cull_timeout=900)",
+        ),
         ({"firewall_egress_allow": ["pypi.org:443"]}, "firewall_egress_allow entries must be IPv4"),
         ({"firewall_egress": "list"}, "the list is empty"),
         # The host's plan (roles/plan): 1000 x 512 MB + 12 GB do not fit this machine's memory.

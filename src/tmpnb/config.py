@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
-import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from tmpnb.placement import BRIDGE_PORTS, network_names, networks_needed
+from tmpnb import options
+from tmpnb.options import ConfigError
+from tmpnb.placement import network_names, networks_needed
+
+__all__ = ["DEFAULT_COMMAND", "Config", "ConfigError", "changed_options", "from_mapping", "load"]
 
 DEFAULT_COMMAND: tuple[str, ...] = (
     "jupyter",
@@ -31,27 +31,8 @@ DEFAULT_COMMAND: tuple[str, ...] = (
     "--ServerApp.password=",
 )
 
-# Placeholders a command template may use.
-PLACEHOLDERS = frozenset({"base_path", "port", "user_id"})
-
-# Docker's default address pools hold about 31 bridge networks (shared with everything else on the
-# host); more than this many networks per instance is a mistake in capacity or containers_per_network.
-MAX_NETWORKS = 64
-NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
-NETWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-USER_RE = re.compile(r"^([a-z_][a-z0-9_-]{0,31}|[0-9]+)(:([a-z_][a-z0-9_-]{0,31}|[0-9]+))?$")
-CONTAINER_TMPFS = ("/tmp", "/dev/shm")  # noqa: S108 - paths inside the notebook container
-NUMERIC_USER_RE = re.compile(r"^[0-9]+:[0-9]+$")
-PATH_SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
-CLIENT_HEADERS = ("", "X-Real-IP", "X-Forwarded-For")
-LOG_LEVELS = ("debug", "info", "warning", "error")
-
 ENV_CHP_TOKEN = "CONFIGPROXY_AUTH_TOKEN"  # noqa: S105 - a variable name; CHP reads the same one
 ENV_ADMIN_TOKEN = "TMPNB_ADMIN_TOKEN"  # noqa: S105 - a variable name
-
-
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the option and what is expected."""
 
 
 @dataclass(frozen=True)
@@ -159,214 +140,13 @@ RELOADABLE = frozenset(
 )
 
 
-def _int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name}: expected an integer between {lo} and {hi}, got {value!r}")
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name}: expected an integer between {lo} and {hi}, got {value}")
-    return value
-
-
-def _seconds(name: str, value: Any, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{name}: expected a number of seconds between {lo:g} and {hi:g}, got {value!r}")
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name}: expected a number of seconds between {lo:g} and {hi:g}, got {value}")
-    return float(value)
-
-
-def _str(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{name}: expected a string, got {value!r}")
-    return value
-
-
-def _url(name: str, value: Any, schemes: tuple[str, ...]) -> str:
-    text = _str(name, value)
-    parts = urlsplit(text)
-    if parts.scheme not in schemes or (parts.scheme != "unix" and not parts.hostname):
-        raise ConfigError(f"{name}: expected a URL with scheme {' or '.join(schemes)}, got {text!r}")
-    if parts.scheme == "unix" and not parts.path:
-        raise ConfigError(f"{name}: expected unix:///path/to/docker.sock, got {text!r}")
-    return text.rstrip("/")
-
-
-def _command(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(p, str) and p for p in value):
-        raise ConfigError(f"command: expected a non-empty list of non-empty strings, got {value!r}")
-    for part in value:
-        try:
-            names = {f[1] for f in string.Formatter().parse(part) if f[1] is not None}
-        except ValueError as exc:
-            raise ConfigError(
-                f"command: bad placeholder in {part!r}: {exc} (write {{{{ }}}} for literal braces)"
-            ) from exc
-        unknown = {n for n in names if n not in PLACEHOLDERS}
-        if unknown:
-            raise ConfigError(
-                f"command: unknown placeholder(s) {sorted(unknown)} in {part!r}; "
-                f"allowed: {{base_path}}, {{port}}, {{user_id}}"
-            )
-    if not any("{base_path}" in p for p in value):
-        raise ConfigError(
-            "command: no part uses {base_path}; the notebook must serve at its user path, "
-            "e.g. --ServerApp.base_url={base_path} (notebook 6: --NotebookApp.base_url={base_path})"
-        )
-    return tuple(value)
-
-
-def _disk(v: Mapping[str, Any], user: str, mem_limit_mb: int) -> dict[str, Any]:
-    """A visitor's writable space: tmpfs at home_path and /tmp and /dev/shm, all in the memory slice."""
-    out: dict[str, Any] = {}
-    home = _str("home_path", v["home_path"]).rstrip("/")
-    if not home.startswith("/") or home in CONTAINER_TMPFS or ".." in home.split("/"):
-        raise ConfigError(f"home_path: expected an absolute directory such as '/home/jovyan', got {home!r}")
-    if not all(PATH_SEGMENT_RE.match(s) for s in home[1:].split("/")):
-        raise ConfigError(f"home_path: expected an absolute directory such as '/home/jovyan', got {home!r}")
-    out["home_path"] = home
-    for name in ("home_size_mb", "tmp_size_mb", "shm_size_mb"):
-        out[name] = _int(name, v[name], 1, 1024 * 1024)
-    total = out["home_size_mb"] + out["tmp_size_mb"] + out["shm_size_mb"]
-    if total >= mem_limit_mb:
-        raise ConfigError(
-            f"home_size_mb + tmp_size_mb + shm_size_mb = {total} MB must be less than mem_limit_mb = "
-            f"{mem_limit_mb} MB: files in these tmpfs mounts are held in the container's memory slice"
-        )
-    if not NUMERIC_USER_RE.match(user):
-        raise ConfigError(
-            f"container_user: expected numeric 'uid:gid' (e.g. '1000:1000'), got {user!r}: the home "
-            "directory is a tmpfs mounted with that owner"
-        )
-    return out
-
-
-def _networks(value: Any) -> tuple[str, ...]:
-    if isinstance(value, tuple):
-        value = list(value)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"admin_networks: expected a list of CIDRs such as ['10.1.0.0/16'], got {value!r}")
-    out = []
-    for text in value:
-        try:
-            net = ip_network(text.strip())
-        except ValueError as exc:
-            raise ConfigError(f"admin_networks: {text!r} is not a network in CIDR form ({exc})") from None
-        if net.overlaps(ip_network("127.0.0.0/8") if net.version == 4 else ip_network("::1/128")):
-            raise ConfigError(
-                f"admin_networks: {text!r} includes loopback: behind nginx and CHP every request comes "
-                "from loopback (direct requests from the host itself are always served)"
-            )
-        out.append(str(net))
-    return tuple(out)
-
-
-def _containers_per_network(v: Mapping[str, Any], capacity: int) -> int:
-    """At most a bridge's ports with a margin, and few enough networks for Docker's address pools."""
-    limit = BRIDGE_PORTS - 24  # ports for the bridge's own needs and containers being removed
-    per = _int("containers_per_network", v["containers_per_network"], 1, limit)
-    count = networks_needed(capacity, per)
-    if count > MAX_NETWORKS:
-        raise ConfigError(
-            f"containers_per_network: capacity = {capacity} containers at {per} "
-            f"per network needs {count} Docker networks, more than {MAX_NETWORKS}; raise "
-            f"containers_per_network (up to {limit}) or lower capacity"
-        )
-    return per
-
-
 def _validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(raw) - set(FILE_FIELDS))
     if unknown:
         raise ConfigError(f"unknown option(s) {unknown}; known options: {', '.join(FILE_FIELDS)}")
     if "image" not in raw:
         raise ConfigError("image: required (the notebook image to run, e.g. 'jupyter/minimal-notebook:2024')")
-    v: dict[str, Any] = {**DEFAULTS, **raw}
-    out: dict[str, Any] = {}
-
-    image = _str("image", v["image"]).strip()
-    if not image or any(c.isspace() for c in image):
-        raise ConfigError(f"image: expected an image reference such as 'name:tag', got {v['image']!r}")
-    out["image"] = image
-    instance = _str("instance", v["instance"])
-    if not NAME_RE.match(instance):
-        raise ConfigError(
-            "instance: expected 1-32 characters of [a-z0-9-] not starting or ending with '-', "
-            f"got {instance!r}"
-        )
-    out["instance"] = instance
-    out["listen_host"] = _str("listen_host", v["listen_host"])
-    if not out["listen_host"]:
-        raise ConfigError("listen_host: expected an address such as '127.0.0.1'")
-    out["listen_port"] = _int("listen_port", v["listen_port"], 1, 65535)
-    out["chp_api_url"] = _url("chp_api_url", v["chp_api_url"], ("http", "https"))
-    out["docker_url"] = _url("docker_url", v["docker_url"], ("unix", "http", "https", "tcp"))
-    out["command"] = _command(list(v["command"]) if isinstance(v["command"], tuple) else v["command"])
-    out["container_port"] = _int("container_port", v["container_port"], 1, 65535)
-    user = _str("container_user", v["container_user"])
-    if not USER_RE.match(user):
-        raise ConfigError(f"container_user: expected 'uid:gid' or 'name', got {user!r}")
-    if user.split(":")[0] in ("0", "root") or user.split(":")[-1] in ("0", "root"):
-        raise ConfigError(f"container_user: notebooks never run as root (uid or gid 0); got {user!r}")
-    out["container_user"] = user
-    network = _str("network", v["network"])
-    if network and not NETWORK_RE.match(network):
-        raise ConfigError(f"network: expected a Docker network name ([a-zA-Z0-9_.-]), got {network!r}")
-    if network in ("bridge", "host", "none", "default"):
-        raise ConfigError(
-            f"network: {network!r} is shared; use a dedicated network (empty = tmpnb-<instance>)"
-        )
-    out["network"] = network
-    out["mem_limit_mb"] = _int("mem_limit_mb", v["mem_limit_mb"], 32, 1024 * 1024)
-    out["cpu_shares"] = _int("cpu_shares", v["cpu_shares"], 2, 262144)
-    cpus = v["cpus"]
-    if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not (cpus == 0 or 0.01 <= cpus <= 1024):
-        raise ConfigError(
-            f"cpus: expected 0 (no cap) or a number of cores between 0.01 and 1024, got {cpus!r}"
-        )
-    out["cpus"] = float(cpus)
-    out["pids_limit"] = _int("pids_limit", v["pids_limit"], 16, 4194304)
-    out.update(_disk(v, user, out["mem_limit_mb"]))
-    out["capacity"] = _int("capacity", v["capacity"], 1, 100000)
-    out["pool_size"] = _int("pool_size", v["pool_size"], 0, out["capacity"])
-    out["containers_per_network"] = _containers_per_network(v, out["capacity"])
-    out["max_concurrent_starts"] = _int("max_concurrent_starts", v["max_concurrent_starts"], 1, 1000)
-    out["boot_timeout"] = _seconds("boot_timeout", v["boot_timeout"], 1, 3600)
-    out["spawn_wait"] = _seconds("spawn_wait", v["spawn_wait"], 0, 3600)
-    out["cull_timeout"] = _seconds("cull_timeout", v["cull_timeout"], 1, 30 * 86400)
-    out["cull_max_age"] = _seconds("cull_max_age", v["cull_max_age"], 1, 365 * 86400)
-    out["cull_interval"] = _seconds("cull_interval", v["cull_interval"], 0.1, 3600)
-    out["reconcile_interval"] = _seconds("reconcile_interval", v["reconcile_interval"], 0.1, 3600)
-    redirect = _str("redirect_path", v["redirect_path"]).strip("/")
-    if redirect and not all(PATH_SEGMENT_RE.match(s) for s in redirect.split("/")):
-        raise ConfigError(
-            f"redirect_path: expected URL path segments such as 'tree' or 'lab', got {redirect!r}"
-        )
-    out["redirect_path"] = redirect
-    out["spawn_limit_per_minute"] = _int("spawn_limit_per_minute", v["spawn_limit_per_minute"], 0, 1000000)
-    prefix = _str("user_path_prefix", v["user_path_prefix"]).rstrip("/")
-    if not prefix.startswith("/") or not all(PATH_SEGMENT_RE.match(s) for s in prefix[1:].split("/")):
-        raise ConfigError(f"user_path_prefix: expected a path such as '/user', got {v['user_path_prefix']!r}")
-    out["user_path_prefix"] = prefix
-    header = _str("client_address_header", v["client_address_header"])
-    match = [h for h in CLIENT_HEADERS if h.lower() == header.lower()]
-    if not match:
-        raise ConfigError(
-            "client_address_header: expected '' (peer address), 'X-Real-IP' or 'X-Forwarded-For', "
-            f"got {header!r}"
-        )
-    out["client_address_header"] = match[0]
-    out["trusted_proxy_hops"] = _int("trusted_proxy_hops", v["trusted_proxy_hops"], 1, 10)
-    public = _str("public_url", v["public_url"]).rstrip("/")
-    if public:
-        _url("public_url", public, ("http", "https"))
-    out["public_url"] = public
-    out["admin_networks"] = _networks(v["admin_networks"])
-    out["retry_after"] = _int("retry_after", v["retry_after"], 1, 3600)
-    level = _str("log_level", v["log_level"]).lower()
-    if level not in LOG_LEVELS:
-        raise ConfigError(f"log_level: expected one of {', '.join(LOG_LEVELS)}, got {v['log_level']!r}")
-    out["log_level"] = level
-    return out
+    return options.check({**DEFAULTS, **raw})
 
 
 def from_mapping(

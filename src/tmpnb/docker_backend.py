@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -16,22 +15,24 @@ import aiohttp
 from aiodocker.docker import DockerEvents
 
 from tmpnb.config import Config
-from tmpnb.reconcile import (
-    LABEL_CREATED,
-    LABEL_IMAGE,
+from tmpnb.docker_spec import (
+    BRIDGE_NAME_OPTION,
+    ICC_OPTION,
     LABEL_INSTANCE,
-    LABEL_PORT,
-    LABEL_USER_ID,
-    LABEL_USER_PATH,
-    ContainerInfo,
+    bridge_name,
+    container_address,
+    container_name,
+    container_spec,
+    network_problem,
     parse_container,
 )
+from tmpnb.reconcile import ContainerInfo
 
 log = logging.getLogger("tmpnb.docker")
 
-ICC_OPTION = "com.docker.network.bridge.enable_icc"
-BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
-BRIDGE_PREFIX = "tmpnb-"  # the egress firewall matches `-i tmpnb-+`
+# What parse_container reads of each entry of Docker's container list.
+LISTED_FIELDS = ("Id", "Labels", "NetworkSettings", "State", "Image", "Created")
+
 # Every Docker call is bounded (a hung dockerd must not hang the orchestrator): metadata calls
 # (inspect, list, ping) get DOCKER_TIMEOUT, container create/start/remove DOCKER_SLOW_TIMEOUT (a
 # busy engine is slow to start containers), /healthz's ping PING_TIMEOUT. The event stream has no
@@ -40,45 +41,6 @@ DOCKER_TIMEOUT = 10.0
 DOCKER_SLOW_TIMEOUT = 60.0
 DOCKER_CONNECT_TIMEOUT = 5.0
 PING_TIMEOUT = 3.0
-CONTAINER_TMP = "/tmp"  # noqa: S108 - the notebook container's /tmp, a tmpfs of its own
-
-
-def bridge_name(network: str) -> str:
-    """The Linux bridge of a network tmpnb creates: "tmpnb-" + 8 hex digits of sha256(network name),
-    14 characters (under IFNAMSIZ, 16). Deterministic, so a firewall rule can match `tmpnb-+`."""
-    return BRIDGE_PREFIX + hashlib.sha256(network.encode()).hexdigest()[:8]
-
-
-def network_problem(name: str, info: Mapping[str, Any], instance: str | None = None) -> str | None:
-    """Why an existing network must not carry notebooks (None when it is fit): inter-container
-    traffic on (notebooks have no token: one could drive another), a bridge the firewall does
-    not cover, or (given ``instance``) a network tmpnb created for another instance (instance
-    ``demo``'s ``tmpnb-demo-1`` is also instance ``demo-1``'s only network)."""
-    options = info.get("Options") or {}
-    owner = (info.get("Labels") or {}).get(LABEL_INSTANCE)
-    if instance is not None and owner not in (None, instance):
-        return (
-            f"network {name} belongs to tmpnb instance {owner!r} (label {LABEL_INSTANCE}), not {instance!r}: "
-            "refusing to share it; give one of the instances another `network` or `instance`"
-        )
-    fix = (
-        f"remove it while no notebook runs on it (`docker network rm {name}`) and tmpnb recreates it, "
-        f"or create it with -o {ICC_OPTION}=false -o {BRIDGE_NAME_OPTION}={bridge_name(name)}"
-    )
-    if info.get("Driver") not in (None, "bridge"):
-        return f"network {name} uses driver {info.get('Driver')!r}, not bridge: refusing it; {fix}"
-    if options.get(ICC_OPTION, "true") != "false":
-        return (
-            f"network {name} has inter-container traffic ON ({ICC_OPTION} is not false): any notebook "
-            f"could reach another; refusing to start containers on it; {fix}"
-        )
-    if not str(options.get(BRIDGE_NAME_OPTION, "")).startswith(BRIDGE_PREFIX):
-        return (
-            f"network {name} has bridge name {options.get(BRIDGE_NAME_OPTION) or '(docker default)'!r}, "
-            f"not {BRIDGE_PREFIX}*: the egress firewall (matching {BRIDGE_PREFIX}+) would not cover it; "
-            f"refusing to start containers on it; {fix}"
-        )
-    return None
 
 
 class DockerError(RuntimeError):
@@ -93,61 +55,6 @@ class NetworkRefused(DockerError):
 class Started:
     container_id: str
     target: str  # http://ip:port
-
-
-def container_name(instance: str, user_id: str) -> str:
-    return f"tmpnb-{instance}-{user_id}"
-
-
-def container_spec(config: Config, user_id: str, created: float, network: str = "") -> dict[str, Any]:
-    """The create body: non-root, no capabilities, no new privileges, bounded memory/pids/CPU share,
-    read-only root with size-bounded tmpfs for home, /tmp and /dev/shm, on ``network`` (one of the
-    instance's dedicated networks; empty: the first), no published ports (CHP routes to the
-    container's address)."""
-    network = network or config.network_names[0]
-    memory = config.mem_limit_mb * 1024 * 1024
-    uid, gid = config.container_user.split(":")
-    return {
-        "Image": config.image,
-        "Cmd": config.render_command(user_id),
-        "User": config.container_user,
-        "Labels": {
-            LABEL_INSTANCE: config.instance,
-            LABEL_USER_ID: user_id,
-            LABEL_USER_PATH: config.base_path(user_id),
-            LABEL_CREATED: f"{created:.3f}",
-            LABEL_IMAGE: config.image,
-            LABEL_PORT: str(config.container_port),
-        },
-        "Env": [
-            f"TMPNB_BASE_PATH={config.base_path(user_id)}",
-            f"TMPNB_PORT={config.container_port}",
-            f"HOME={config.home_path}",
-        ],
-        "WorkingDir": config.home_path,
-        "HostConfig": {
-            "Memory": memory,
-            "MemorySwap": memory,  # swap limit = the memory limit: no swap beyond the slice
-            "CpuShares": config.cpu_shares,
-            **({"NanoCpus": round(config.cpus * 1e9)} if config.cpus else {}),
-            "PidsLimit": config.pids_limit,
-            "CapDrop": ["ALL"],
-            "SecurityOpt": ["no-new-privileges"],
-            "NetworkMode": network,
-            "RestartPolicy": {"Name": "no"},
-            "Init": True,
-            # Disk: nothing writable but three tmpfs mounts bounded in size, whose pages count in
-            # the memory slice; the image's root filesystem is read-only, so /var/lib/docker never
-            # grows with what a visitor writes. exec: pip-installed extensions must load.
-            "ReadonlyRootfs": True,
-            "Tmpfs": {
-                config.home_path: f"size={config.home_size_mb}m,uid={uid},gid={gid},mode=0700,exec",
-                CONTAINER_TMP: f"size={config.tmp_size_mb}m,mode=1777,exec",
-            },
-            "ShmSize": config.shm_size_mb * 1024 * 1024,
-        },
-        "NetworkingConfig": {"EndpointsConfig": {network: {}}},
-    }
 
 
 @contextlib.asynccontextmanager
@@ -243,15 +150,12 @@ class DockerBackend:
         """Every container (running or not) labelled as this instance's."""
         try:
             async with bounded("listing containers", self.timeout):
-                raw = await self.docker._query_json(
-                    "containers/json",
-                    params={
-                        "all": "1",
-                        "filters": json.dumps({"label": [f"{LABEL_INSTANCE}={config.instance}"]}),
-                    },
+                listed = await self.docker.containers.list(
+                    all="1", filters=json.dumps({"label": [f"{LABEL_INSTANCE}={config.instance}"]})
                 )
         except aiodocker.DockerError as exc:
             raise DockerError(f"listing containers: {exc.message}") from exc
+        raw = ({key: c[key] for key in LISTED_FIELDS if key in c} for c in listed)
         infos = (parse_container(c, config.instance, config.network_name, config.container_port) for c in raw)
         return [c for c in infos if c is not None]
 
@@ -272,8 +176,8 @@ class DockerBackend:
             await self.remove(container.id)
             message = exc.message if isinstance(exc, aiodocker.DockerError) else str(exc)
             raise DockerError(f"starting {name}: {message}") from exc
-        ip = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(network, {}).get("IPAddress")
-        if not ip:
+        on, ip = container_address(info, network)
+        if on != network:
             await self.remove(container.id)
             raise DockerError(f"{name} has no address on network {network}")
         return Started(container.id, f"http://{ip}:{config.container_port}")

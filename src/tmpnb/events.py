@@ -11,10 +11,10 @@ from typing import Any
 import aiohttp
 
 from tmpnb.docker_backend import DockerError
+from tmpnb.docker_spec import LABEL_USER_ID, LABEL_USER_PATH
 from tmpnb.ids import redact
 from tmpnb.lifecycle import Lifecycle
 from tmpnb.pool import Slot, State
-from tmpnb.reconcile import LABEL_USER_ID, LABEL_USER_PATH
 from tmpnb.runtime import Runtime
 
 log = logging.getLogger("tmpnb")
@@ -22,7 +22,7 @@ log = logging.getLogger("tmpnb")
 EVENTS_RETRY = 1.0  # after the event stream broke (or ended), before it is opened again
 
 
-class DockerEvents:
+class EventWatch:
     def __init__(self, rt: Runtime, life: Lifecycle) -> None:
         self.rt = rt
         self.life = life

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
@@ -13,6 +14,11 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 
 SPAWN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BOOT_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 120)
+
+
+def _count_of(counts: Callable[[], Counts], state: str) -> float:
+    """The number of containers in ``state`` now (a gauge's value, read at each scrape)."""
+    return float(getattr(counts(), state))
 
 
 class Metrics:
@@ -56,7 +62,7 @@ class Metrics:
         for state in ("starting", "pooled", "in_use", "removing"):
             Gauge(
                 f"tmpnb_containers_{state}", f"Containers of this instance now {state}", registry=r
-            ).set_function(lambda s=state: getattr(counts(), s))
+            ).set_function(functools.partial(_count_of, counts, state))
         Gauge("tmpnb_capacity", "Maximum containers (pooled + in use)", registry=r).set_function(capacity)
 
     def render(self) -> bytes:

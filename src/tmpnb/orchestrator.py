@@ -19,7 +19,7 @@ from tmpnb import __version__
 from tmpnb.chp import CHPClient
 from tmpnb.config import Config, changed_options, load
 from tmpnb.docker_backend import DockerBackend, DockerError
-from tmpnb.events import DockerEvents
+from tmpnb.events import EventWatch
 from tmpnb.handout import Full, HandOut, NotRecorded, RateLimited
 from tmpnb.lifecycle import BootError, Lifecycle
 from tmpnb.metrics import Metrics
@@ -43,7 +43,7 @@ class Orchestrator:
         self.handout = HandOut(rt)
         self.life = Lifecycle(rt, self.handout)
         self.reconciler = Reconciler(rt, self.life)
-        self.events = DockerEvents(rt, self.life)
+        self.events = EventWatch(rt, self.life)
         self._loops: list[asyncio.Task[None]] = []
 
     # ---- the shared state, as web.py, app.py, bench/ and tests see it ----------------------

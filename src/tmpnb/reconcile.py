@@ -12,16 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tmpnb.placement import instance_network
 from tmpnb.pool import Slot, State
-
-# Docker labels every container of ours carries (set at creation; labels are immutable).
-LABEL_INSTANCE = "tmpnb.instance"
-LABEL_USER_ID = "tmpnb.user_id"
-LABEL_USER_PATH = "tmpnb.user_path"
-LABEL_CREATED = "tmpnb.created"
-LABEL_IMAGE = "tmpnb.image"
-LABEL_PORT = "tmpnb.port"
 
 # Keys of the JSON data CHP keeps per route (CHP adds "target" and "last_activity" itself).
 DATA_INSTANCE = "tmpnb_instance"
@@ -116,37 +107,6 @@ def parse_routes(raw: Mapping[str, Any], instance: str) -> dict[str, RouteInfo]:
     return routes
 
 
-def parse_container(raw: Mapping[str, Any], instance: str, network: str, port: int) -> ContainerInfo | None:
-    """One entry of Docker's ``GET /containers/json`` (or None if it is not ours). ``network`` is
-    the base name of the instance's networks: the address is the one on ``network`` or on any
-    ``network-<n>`` (see tmpnb.placement.instance_network)."""
-    labels = raw.get("Labels") or {}
-    if labels.get(LABEL_INSTANCE) != instance or not labels.get(LABEL_USER_ID):
-        return None
-    networks = (raw.get("NetworkSettings") or {}).get("Networks") or {}
-    ip = ""
-    on = instance_network(network, (n for n, v in networks.items() if (v or {}).get("IPAddress")))
-    if on is not None:
-        ip = networks[on]["IPAddress"]
-    label_port = labels.get(LABEL_PORT, "")
-    port = int(label_port) if label_port.isdigit() else port  # the port it was started with
-    try:
-        created = float(labels.get(LABEL_CREATED, raw.get("Created", 0)))
-    except ValueError:
-        created = float(raw.get("Created", 0) or 0)
-    user_id = labels[LABEL_USER_ID]
-    return ContainerInfo(
-        id=str(raw.get("Id", "")),
-        user_id=user_id,
-        path=labels.get(LABEL_USER_PATH, "").rstrip("/"),
-        running=raw.get("State") == "running",
-        target=f"http://{ip}:{port}" if ip else None,
-        image=labels.get(LABEL_IMAGE, str(raw.get("Image", ""))),
-        created=created,
-        network=on or "",
-    )
-
-
 def _slot_from_route(c: ContainerInfo, route: RouteInfo | None) -> Slot:
     """A slot for a living container we do not hold in memory (we restarted)."""
     slot = Slot(
@@ -216,16 +176,19 @@ def diff(
                 plan.forget.append(c.user_id)
             continue
         live_paths.add(c.path)
+        target = c.target
+        if target is None:  # unreachable: a running container without an address was taken above
+            continue
         if slot is None:
             slot = _slot_from_route(c, route)
             plan.adopt.append(slot)
-            if route is None or route.target != c.target:
+            if route is None or route.target != target:
                 plan.add_routes.append(slot)
             continue
         if route is None:
             plan.missing_routes += 1
-        if slot.target != c.target:
-            plan.retarget[c.user_id] = c.target
+        if slot.target != target:
+            plan.retarget[c.user_id] = target
             plan.add_routes.append(slot)
         elif _wants_route(slot, route, instance):
             plan.add_routes.append(slot)

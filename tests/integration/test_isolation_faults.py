@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 from stack import instance_containers, wait_for
 
-from tmpnb.docker_backend import ICC_OPTION
+from tmpnb.docker_spec import ICC_OPTION
 
 DOCKER_SOCK = "/var/run/docker.sock"
 

@@ -61,7 +61,7 @@ def test_idle_notebook_is_culled_and_pool_refills(make_stack, dclient) -> None:
 
 
 def test_active_notebook_is_culled_at_max_age(make_stack, dclient) -> None:
-    chp, orch = make_stack(pool_size=1, capacity=3, cull_timeout=3600, cull_max_age=3)
+    chp, orch = make_stack(pool_size=1, capacity=3, cull_timeout=3, cull_max_age=3)
     location = orch.spawn(via=chp.url).headers["Location"]
     path = f"/user/{_user_id(location)}"
     deadline = time.monotonic() + 20

@@ -10,7 +10,7 @@ from collections import defaultdict
 import requests
 from stack import instance_containers, wait_for
 
-from tmpnb.docker_backend import BRIDGE_NAME_OPTION, ICC_OPTION, bridge_name
+from tmpnb.docker_spec import BRIDGE_NAME_OPTION, ICC_OPTION, bridge_name
 
 PORT = 8888
 # Run inside a notebook container (the tiny image has python3): connect to host:port, print the outcome.

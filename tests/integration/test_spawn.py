@@ -7,7 +7,7 @@ import re
 import requests
 from stack import TOKEN, instance_containers, wait_for
 
-from tmpnb.docker_backend import bridge_name
+from tmpnb.docker_spec import bridge_name
 
 
 def test_pool_hand_out_through_chp(make_stack, dclient) -> None:

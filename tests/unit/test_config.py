@@ -70,6 +70,12 @@ def test_missing_chp_token_is_refused() -> None:
         ({"image": "x", "network": "bridge"}, "network"),
         ({"image": "x", "network": "a b"}, "network"),
         ({"image": "x", "mem_limit_mb": 1}, "mem_limit_mb"),
+        # The floor is 128 MB, as the role's preflight says (it was 32 here, 128 in Ansible).
+        (
+            {"image": "x", "mem_limit_mb": 127, "home_size_mb": 8, "tmp_size_mb": 8, "shm_size_mb": 8},
+            "mem_limit_mb",
+        ),
+        ({"image": "x", "cull_timeout": 900, "cull_max_age": 600}, "cull_max_age"),
         ({"image": "x", "pool_size": 20, "capacity": 10}, "pool_size"),
         ({"image": "x", "capacity": 0}, "capacity"),
         ({"image": "x", "boot_timeout": 0}, "boot_timeout"),
@@ -123,7 +129,7 @@ def test_start_without_chp_token_exits_2() -> None:
 
 
 def test_cpus_is_a_cap_in_cores_or_none() -> None:
-    from tmpnb.docker_backend import container_spec
+    from tmpnb.docker_spec import container_spec
 
     assert from_mapping({"image": "img"}, ENV).cpus == 0.0
     capped = from_mapping({"image": "img", "cpus": 0.5}, ENV)

@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 
 from tmpnb.config import ConfigError, from_mapping
-from tmpnb.docker_backend import BRIDGE_NAME_OPTION, ICC_OPTION, bridge_name, container_spec, network_problem
+from tmpnb.docker_spec import (
+    BRIDGE_NAME_OPTION,
+    ICC_OPTION,
+    bridge_name,
+    container_spec,
+    network_problem,
+    parse_container,
+)
 from tmpnb.orchestrator import Orchestrator
 from tmpnb.placement import instance_network, least_full, network_names, networks_needed
-from tmpnb.reconcile import parse_container
 
 ENV = {"CONFIGPROXY_AUTH_TOKEN": "chp"}
 UNREACHABLE = {"chp_api_url": "http://127.0.0.1:9", "docker_url": "unix:///nonexistent/docker.sock"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tmpnb.docker_spec import parse_container
 from tmpnb.pool import Slot, State
 from tmpnb.reconcile import (
     DATA_HANDED_OUT,
@@ -10,7 +11,6 @@ from tmpnb.reconcile import (
     ContainerInfo,
     RouteInfo,
     diff,
-    parse_container,
     parse_routes,
     parse_time,
     route_data,
