@@ -55,6 +55,7 @@ lint: venv
 	ansible-lint -q
 	ruff check .
 	ruff format --check .
+	mypy
 
 pytest: venv engine base-image notebook-image notebook7-image chp nginx
 	pytest -q -rfEs tests

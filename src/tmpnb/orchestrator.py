@@ -155,8 +155,8 @@ class Orchestrator:
         """Stop loops and remove only containers still booting (never handed out). Pooled and in-use
         containers keep running with their routes: a restart adopts them."""
         rt = self.runtime
-        for task in self._loops:
-            task.cancel()
+        for loop in self._loops:
+            loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self.handout.cancel_waiters()
         boots = self.life.boot_tasks()
