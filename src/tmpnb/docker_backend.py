@@ -6,9 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import aiodocker
 import aiohttp
@@ -19,12 +18,14 @@ from tmpnb.docker_spec import (
     BRIDGE_NAME_OPTION,
     ICC_OPTION,
     LABEL_INSTANCE,
+    ContainerEvent,
     bridge_name,
     container_address,
     container_name,
     container_spec,
     network_problem,
     parse_container,
+    parse_event,
 )
 from tmpnb.reconcile import ContainerInfo
 
@@ -191,7 +192,7 @@ class DockerBackend:
             if exc.status not in (404, 409):  # gone, or removal already in progress
                 raise DockerError(f"removing {container_id[:12]}: {exc.message}") from exc
 
-    async def events(self, instance: str) -> AsyncIterator[Mapping[str, Any]]:
+    async def events(self, instance: str) -> AsyncIterator[ContainerEvent]:
         """Container die and oom events of this instance, until the stream ends."""
         events = DockerEvents(self.docker)
         filters = {"type": ["container"], "label": [f"{LABEL_INSTANCE}={instance}"], "event": ["die", "oom"]}
@@ -201,7 +202,7 @@ class DockerBackend:
                 event = await subscriber.get()
                 if event is None:
                     return
-                yield event
+                yield parse_event(event)
         finally:
             await events.stop()
             if events.task is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tmpnb.config import Config
@@ -152,4 +153,28 @@ def parse_container(raw: Mapping[str, Any], instance: str, network: str, port: i
         image=labels.get(LABEL_IMAGE, str(raw.get("Image", ""))),
         created=created,
         network=on,
+    )
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    """One event of Docker's stream about a container of ours (``die`` or ``oom``)."""
+
+    action: str
+    container_id: str
+    user_id: str  # "" when the container carries no user label
+    path: str  # the user path label, without the trailing slash
+    exit_code: str = "?"
+
+
+def parse_event(raw: Mapping[str, Any]) -> ContainerEvent:
+    """An entry of ``GET /events`` (current ``Action``/``Actor`` form, or the older ``status``/``id``)."""
+    actor = raw.get("Actor") or {}
+    attrs = actor.get("Attributes") or {}
+    return ContainerEvent(
+        action=str(raw.get("Action") or raw.get("status") or ""),
+        container_id=str(actor.get("ID") or raw.get("id") or ""),
+        user_id=str(attrs.get(LABEL_USER_ID, "")),
+        path=str(attrs.get(LABEL_USER_PATH, "")).rstrip("/"),
+        exit_code=str(attrs.get("exitCode", "?")),
     )

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 import aiohttp
 
 from tmpnb.docker_backend import DockerError
-from tmpnb.docker_spec import LABEL_USER_ID, LABEL_USER_PATH
+from tmpnb.docker_spec import ContainerEvent
 from tmpnb.ids import redact
 from tmpnb.lifecycle import Lifecycle
 from tmpnb.pool import Slot, State
@@ -37,12 +35,9 @@ class EventWatch:
             self.rt.reconcile_now.set()  # events may have been missed meanwhile
         await asyncio.sleep(EVENTS_RETRY)
 
-    def on_event(self, event: Mapping[str, Any]) -> None:
+    def on_event(self, event: ContainerEvent) -> None:
         rt = self.rt
-        action = str(event.get("Action") or event.get("status") or "")
-        attrs = (event.get("Actor") or {}).get("Attributes") or {}
-        user_id = attrs.get(LABEL_USER_ID, "")
-        container_id = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
+        action, user_id, container_id = event.action, event.user_id, event.container_id
         slot = rt.pool.slots.get(user_id)
         if action == "oom":
             # A process of the container was OOM-killed (a kernel that allocated too much); the
@@ -55,8 +50,7 @@ class EventWatch:
             return
         if slot is None:
             if action == "die" and container_id and user_id:
-                path = str(attrs.get(LABEL_USER_PATH, "")).rstrip("/")
-                ghost = Slot(user_id, path, "", 0.0, State.REMOVING, container_id)
+                ghost = Slot(user_id, event.path, "", 0.0, State.REMOVING, container_id)
                 rt.spawn_task(self.life.discard_failed(ghost, "dead"), f"ghost-{user_id}")
             return
         if action != "die":
@@ -65,5 +59,5 @@ class EventWatch:
             slot.died = True
         elif slot.state in (State.POOLED, State.IN_USE):
             rt.metrics.failures.labels("died").inc()
-            log.warning("container of %s died (exit %s)", redact(slot.path), attrs.get("exitCode", "?"))
+            log.warning("container of %s died (exit %s)", redact(slot.path), event.exit_code)
             self.life.remove(slot, "died")

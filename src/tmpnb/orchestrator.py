@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tmpnb import __version__
 from tmpnb.chp import CHPClient
 from tmpnb.config import Config, changed_options, load
 from tmpnb.docker_backend import DockerBackend, DockerError
+from tmpnb.docker_spec import ContainerEvent
 from tmpnb.events import EventWatch
 from tmpnb.handout import Full, HandOut, NotRecorded, RateLimited
 from tmpnb.lifecycle import BootError, Lifecycle
@@ -113,7 +114,7 @@ class Orchestrator:
     async def cull_once(self) -> None:
         await self.reconciler.cull_once()
 
-    def on_event(self, event: Mapping[str, Any]) -> None:
+    def on_event(self, event: ContainerEvent) -> None:
         self.events.on_event(event)
 
     # ---- start and stop ---------------------------------------------------------------------

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tmpnb.config import from_mapping
+from tmpnb.docker_spec import ContainerEvent
 from tmpnb.ids import new_user_id, redact
 from tmpnb.orchestrator import Full, Orchestrator, RateLimited
 from tmpnb.pool import Slot, State
@@ -231,7 +232,7 @@ async def test_a_visitors_path_is_never_logged_in_full(caplog: pytest.LogCapture
         with caplog.at_level(logging.DEBUG):
             await c.post("/api/spawn")  # CHP unreachable: "not recorded, back in the pool"
             assert (await c.get(f"/boom/{uid}")).status == 500
-            orch.on_event({"Action": "die", "Actor": {"ID": "c" * 64, "Attributes": {"tmpnb.user_id": uid}}})
+            orch.on_event(ContainerEvent("die", "c" * 64, uid, f"/user/{uid}"))
     # (aiohttp's access log is the test server's: the orchestrator runs with access_log=None)
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
     assert uid[:4] in logged  # the lines are there

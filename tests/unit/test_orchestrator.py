@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tmpnb.config import from_mapping
+from tmpnb.docker_spec import ContainerEvent, parse_event
 from tmpnb.orchestrator import Orchestrator
 from tmpnb.pool import Slot, State
 
@@ -64,8 +65,17 @@ async def test_a_boot_failing_with_an_unlisted_error_frees_its_slot(orch: Orches
     assert orch.metrics.failures.labels("create")._value.get() == 1
 
 
-def _event(action: str, uid: str) -> dict[str, object]:
-    return {"Action": action, "Actor": {"ID": "c" * 64, "Attributes": {"tmpnb.user_id": uid}}}
+def _event(action: str, uid: str) -> ContainerEvent:
+    # Docker's own form of the event, parsed as the event stream parses it.
+    return parse_event({"Action": action, "Actor": {"ID": "c" * 64, "Attributes": {"tmpnb.user_id": uid}}})
+
+
+def test_docker_events_parse_in_both_forms() -> None:
+    labels = {"tmpnb.user_id": "u1", "tmpnb.user_path": "/user/u1/", "exitCode": "137"}
+    new = parse_event({"Action": "die", "Actor": {"ID": "c1", "Attributes": labels}})
+    assert new == ContainerEvent("die", "c1", "u1", "/user/u1", "137")
+    old = parse_event({"status": "oom", "id": "c2", "Actor": {"Attributes": {}}})
+    assert old == ContainerEvent("oom", "c2", "", "", "?")
 
 
 async def test_an_oom_event_counts_but_keeps_the_container(orch: Orchestrator) -> None:
