@@ -8,12 +8,13 @@ import contextlib
 import logging
 import time
 
+from tmpnb.bounded import each_bounded
 from tmpnb.chp import CHPError
 from tmpnb.cull import choose_culls
 from tmpnb.docker_backend import DockerError
 from tmpnb.ids import redact
 from tmpnb.lifecycle import Lifecycle
-from tmpnb.pool import State
+from tmpnb.pool import Slot, State
 from tmpnb.reconcile import Plan, diff, parse_routes, route_data
 from tmpnb.runtime import Runtime
 
@@ -94,8 +95,9 @@ class Reconciler:
                 rt.pool.discard(user_id)
         for path in plan.delete_routes:
             log.info("deleting route %s: no living container (%s)", redact(path), why)
-            with contextlib.suppress(CHPError):
-                await rt.chp.delete_route(path)
+        for err in await each_bounded(plan.delete_routes, rt.chp.delete_route):
+            if err is not None and not isinstance(err, CHPError):  # CHP refused: the next pass retries
+                raise err
         for info in plan.remove_containers:
             log.info("removing dead container %s of %s", info.id[:12], redact(info.path))
             try:
@@ -104,15 +106,23 @@ class Reconciler:
                 life.doomed.discard(info.user_id)
             except DockerError as exc:
                 log.error("%s", exc)
+        wanted = [
+            slot
+            for slot in plan.add_routes
+            if slot.state in (State.POOLED, State.IN_USE) and rt.pool.slots.get(slot.user_id) is slot
+        ]
+
+        async def add(slot: Slot) -> None:
+            await rt.chp.add_route(slot.path, slot.target, route_data(slot, c.instance))
+
         restored = 0
-        for slot in plan.add_routes:
-            if slot.state not in (State.POOLED, State.IN_USE) or rt.pool.slots.get(slot.user_id) is not slot:
-                continue
-            try:
-                await rt.chp.add_route(slot.path, slot.target, route_data(slot, c.instance))
+        for slot, err in zip(wanted, await each_bounded(wanted, add), strict=True):
+            if err is None:
                 restored += 1
-            except CHPError as exc:
-                log.error("re-adding route %s failed: %s", redact(slot.path), exc)
+            elif isinstance(err, CHPError):
+                log.error("re-adding route %s failed: %s", redact(slot.path), err)
+            else:
+                raise err
         if plan.missing_routes:
             rt.metrics.routes_restored.inc(plan.missing_routes)
         log.info(

@@ -12,6 +12,7 @@ import tmpnb
 # lower number = lower layer; a module may import only modules of a lower layer (pure ones: their own)
 LAYERS = {
     "__init__": 0,
+    "bounded": 0,
     "config": 0,
     "cull": 0,
     "docker_spec": 0,
