@@ -22,6 +22,7 @@ LAYERS = {
     "pool": 0,
     "ratelimit": 0,
     "reconcile": 0,
+    "clients": 1,
     "chp": 1,
     "docker_backend": 1,
     "metrics": 1,

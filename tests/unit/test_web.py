@@ -9,10 +9,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
+from tmpnb.clients import client_address
 from tmpnb.config import from_mapping
 from tmpnb.orchestrator import Orchestrator
 from tmpnb.pool import Slot, State
-from tmpnb.web import ORCH, client_address, make_app
+from tmpnb.web import ORCH, make_app
 
 ENV = {"CONFIGPROXY_AUTH_TOKEN": "chp", "TMPNB_ADMIN_TOKEN": "adm"}
 
