@@ -145,3 +145,37 @@ def test_the_boot_backoff_doubles_then_stays_at_its_ceiling() -> None:
     delays = [backoff_delay(n) for n in range(1, 9)]
     assert delays[:5] == [1.0, 2.0, 4.0, 8.0, 16.0]
     assert delays[5:] == [MAX_BACKOFF] * 3
+
+
+async def test_waiters_are_served_first_come_first_served(orch: Orchestrator) -> None:
+    loop = asyncio.get_running_loop()
+    first, second = loop.create_future(), loop.create_future()
+    orch.handout.waiters.extend([first, second])
+    orch.handout.offer(_pooled("a"))
+    assert first.result().user_id == "a" and not second.done()
+    orch.handout.offer(_pooled("b"))
+    assert second.result().user_id == "b"
+
+
+async def test_a_gone_waiter_is_skipped_and_the_slot_goes_to_the_next(orch: Orchestrator) -> None:
+    loop = asyncio.get_running_loop()
+    gone, waiting = loop.create_future(), loop.create_future()
+    gone.cancel()  # that visitor's request went away
+    orch.handout.waiters.extend([gone, waiting])
+    orch.handout.offer(_pooled("a"))
+    assert waiting.result().user_id == "a"
+
+
+async def test_a_die_event_of_an_unknown_container_removes_the_ghost(orch: Orchestrator) -> None:
+    # A container of ours this process never knew (from before a restart) died: it is removed (a
+    # task that tries Docker, unreachable here), never adopted into the pool.
+    orch.on_event(_event("die", "ghost"))
+    assert [t.get_name() for t in orch.runtime.tasks] == ["ghost-ghost"]
+    await asyncio.gather(*orch.runtime.tasks, return_exceptions=True)
+    assert "ghost" not in orch.pool.slots
+
+
+async def test_reload_without_a_config_file_changes_nothing(orch: Orchestrator) -> None:
+    before = orch.config
+    assert await orch.reload() == []
+    assert orch.config is before
