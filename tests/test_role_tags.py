@@ -4,16 +4,13 @@ that reads or validates what a later phase needs, carry every phase that needs i
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from playbook_run import ansible_playbook
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = {"install", "configure", "service"}
@@ -24,16 +21,7 @@ TASK_LINE = re.compile(r"^\s+(?:(?P<role>[a-z_]+) : )?(?P<name>.+?)\tTAGS: \[(?P
 
 def _list_tasks(*args: str, playbook: str = "site.yml") -> list[tuple[str, str, set[str]]]:
     """(role or "", task name, tags) for each task the playbook runs with these arguments."""
-    binary = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
-    done = subprocess.run(
-        [binary, playbook, "-i", "inventories/local/hosts.yml", "--list-tasks", *args],
-        cwd=ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = ansible_playbook(playbook, ROOT / "inventories/local/hosts.yml", "--list-tasks", *args)
     assert done.returncode == 0, done.stdout + done.stderr
     tasks = []
     for line in done.stdout.splitlines():
