@@ -8,23 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from role_tasks import tasks_in
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "handlers" / "main.yml").is_file())
-
-
-def _tasks(node: Any) -> list[dict[str, Any]]:
-    """Every task below node, blocks included."""
-    found: list[dict[str, Any]] = []
-    if isinstance(node, list):
-        for item in node:
-            found += _tasks(item)
-    elif isinstance(node, dict):
-        found.append(node)
-        for key in ("block", "rescue", "always"):
-            found += _tasks(node.get(key))
-    return found
 
 
 def _as_list(value: Any) -> list[str]:
@@ -33,13 +20,13 @@ def _as_list(value: Any) -> list[str]:
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_handlers_listen_and_tasks_notify_topics(role: Path) -> None:
-    handlers = _tasks(yaml.safe_load((role / "handlers" / "main.yml").read_text()))
+    handlers = tasks_in(role / "handlers" / "main.yml")
     deaf = [h["name"] for h in handlers if not h.get("listen")]
     assert not deaf, f"{role.name}: handlers without listen: {deaf}"
     topics = {t for h in handlers for t in _as_list(h["listen"])}
     names = {h["name"] for h in handlers}
     for path in sorted((role / "tasks").glob("*.yml")):
-        for task in _tasks(yaml.safe_load(path.read_text())):
+        for task in tasks_in(path):
             for notified in _as_list(task.get("notify")):
                 assert notified not in names - topics, (
                     f"{path.relative_to(ROOT)}: notifies handler name {notified!r}"
