@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import aiodocker
-from stack import (
+
+from bench.record import Proc, header, positive, write
+from testsupport.stack import (
     CHP,
-    Orchestrator,
+    OrchestratorProcess,
     cleanup_instance,
     docker_client,
     free_port,
@@ -34,8 +36,6 @@ from stack import (
     tiny_image,
     wait_for,
 )
-
-from bench.record import Proc, header, positive, write
 from tmpnb.config import load
 from tmpnb.docker_spec import container_name, container_spec
 from tmpnb.ids import new_user_id
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             "cull_interval": 30,  # the default: the bench's harness polls faster for its tests
             "log_level": "warning",
         }
-        orch = Orchestrator(workdir, new_instance("cost"), chp, port, **options)
+        orch = OrchestratorProcess(workdir, new_instance("cost"), chp, port, **options)
         try:
             result = measure(args, chp, orch)
             write("cost", result, load_before)  # before the (long) removal: a cut-short clean-up keeps it
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(args: argparse.Namespace, chp: CHP, orch: Orchestrator) -> dict[str, Any]:
+def measure(args: argparse.Namespace, chp: CHP, orch: OrchestratorProcess) -> dict[str, Any]:
     chp_proc = lambda: Proc(chp.proc.pid)  # type: ignore[union-attr] # noqa: E731 - started above
     idle_chp = {"rss_mb": chp_proc().rss_mb(), "fds": chp_proc().fds()}
     # 1. no slot at all (the instance's network is created here)
@@ -150,7 +150,7 @@ def measure(args: argparse.Namespace, chp: CHP, orch: Orchestrator) -> dict[str,
     }
 
 
-def run_phase(orch: Orchestrator, slots: int, window: float) -> dict[str, Any]:
+def run_phase(orch: OrchestratorProcess, slots: int, window: float) -> dict[str, Any]:
     """Start the orchestrator, wait until it holds `slots`, then measure a window of its passes."""
     t0 = time.monotonic()
     orch.start(wait_pool=False)
@@ -182,7 +182,7 @@ def run_phase(orch: Orchestrator, slots: int, window: float) -> dict[str, Any]:
     return result
 
 
-def _held(orch: Orchestrator) -> int:
+def _held(orch: OrchestratorProcess) -> int:
     stats = orch.stats()
     return int(stats["in_use"]) + int(stats["available"])
 

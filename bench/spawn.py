@@ -22,9 +22,13 @@ from typing import Any
 
 import aiohttp
 import docker
-from stack import (  # the shared real-stack harness lives with the tests
+
+from bench.record import header, positive, summary, write
+from testsupport.stack import (
     CHP,
-    Orchestrator,
+    NOTEBOOK6,
+    NOTEBOOK_IMAGE,
+    OrchestratorProcess,
     cleanup_instance,
     docker_client,
     free_port,
@@ -32,9 +36,6 @@ from stack import (  # the shared real-stack harness lives with the tests
     tiny_image,
     wait_for,
 )
-from test_jupyter import NOTEBOOK6, NOTEBOOK_IMAGE
-
-from bench.record import header, positive, summary, write
 
 
 async def visitor(session: aiohttp.ClientSession, front: str) -> tuple[float, int]:
@@ -67,11 +68,11 @@ async def crowd(front: str, n: int) -> tuple[list[float], dict[int, int]]:
     return ok, statuses
 
 
-def run_stack(workdir: Path, image: str, **options: Any) -> tuple[CHP, Orchestrator]:
+def run_stack(workdir: Path, image: str, **options: Any) -> tuple[CHP, OrchestratorProcess]:
     port = free_port()
     chp = CHP(workdir, port)
     chp.start()
-    orch = Orchestrator(
+    orch = OrchestratorProcess(
         workdir, new_instance("bench"), chp, port, image=image, log_level="warning", **options
     )
     return chp, orch

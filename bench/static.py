@@ -7,7 +7,7 @@ the notebook container, side by side in one run, with CHP's open descriptors dur
 nginx is Debian's (`scripts/apt-install.sh nginx`), run as a process of this bench on a free
 loopback port with the site rendered from roles/nginx_static's own template (wrapped in a minimal
 nginx.conf like Debian's: worker_processes auto, sendfile, gzip, access log). CHP, the orchestrator
-and one real Jupyter server (`tmpnb-notebook:debian-1`) come from tests/stack.py. The load: aiohttp,
+and one real Jupyter server (`tmpnb-notebook:debian-1`) come from testsupport/stack.py. The load: aiohttp,
 keep-alive, N clients each sending one GET after the other for a fixed time. The load generator is
 one Python process on the same 2 cores: nginx's figure is bounded by it (said in the output).
 
@@ -37,9 +37,13 @@ import aiohttp
 import docker
 import jinja2
 import yaml
-from stack import (
+
+from bench.record import ROOT, Proc, header, pct, positive, write
+from testsupport.stack import (
     CHP,
-    Orchestrator,
+    NOTEBOOK6,
+    NOTEBOOK_IMAGE,
+    OrchestratorProcess,
     cleanup_instance,
     docker_client,
     free_port,
@@ -47,9 +51,6 @@ from stack import (
     stop_process,
     wait_for,
 )
-from test_jupyter import NOTEBOOK6, NOTEBOOK_IMAGE
-
-from bench.record import ROOT, Proc, header, pct, positive, write
 from tmpnb.crowd.assets import static_assets
 
 ROLE = ROOT / "roles" / "nginx_static"
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         chp = CHP(workdir, port)
         chp.start()
-        orch = Orchestrator(
+        orch = OrchestratorProcess(
             workdir, new_instance("bench"), chp, port, image=NOTEBOOK_IMAGE, command=NOTEBOOK6,
             pool_size=1, capacity=2, boot_timeout=120, log_level="warning",
         )  # fmt: skip
@@ -284,7 +285,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(
-    args: argparse.Namespace, chp: CHP, orch: Orchestrator, nginx: Nginx, static_dir: Path, extract_s: float
+    args: argparse.Namespace,
+    chp: CHP,
+    orch: OrchestratorProcess,
+    nginx: Nginx,
+    static_dir: Path,
+    extract_s: float,
 ) -> dict[str, Any]:
     spawn = orch.spawn(via=chp.url)
     if spawn.status_code != 303:

@@ -15,17 +15,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_playbook(
-    playbook: str, where: Path, hosts: dict[str, dict[str, Any]], group_vars: dict[str, Any], *args: str
-) -> subprocess.CompletedProcess[str]:
-    """Writes <where>/inventory/{hosts.yml,group_vars/tmpnb.yml} and runs ROOT/<playbook> on it."""
+def ansible_playbook(playbook: str, inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`ansible-playbook ROOT/<playbook> -i <inventory> <args>` with the kit's ansible.cfg."""
     binary = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
-    inventory = where / "inventory"
-    (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
-    (inventory / "hosts.yml").write_text(yaml.safe_dump({"tmpnb": {"hosts": hosts}}))
-    (inventory / "group_vars" / "tmpnb.yml").write_text(yaml.safe_dump(group_vars))
     return subprocess.run(
-        [binary, str(ROOT / playbook), "-i", str(inventory / "hosts.yml"), *args],
+        [binary, str(ROOT / playbook), "-i", str(inventory), *args],
         cwd=ROOT,
         env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
         capture_output=True,
@@ -33,3 +27,14 @@ def run_playbook(
         timeout=300,
         check=False,
     )
+
+
+def run_playbook(
+    playbook: str, where: Path, hosts: dict[str, dict[str, Any]], group_vars: dict[str, Any], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Writes <where>/inventory/{hosts.yml,group_vars/tmpnb.yml} and runs ROOT/<playbook> on it."""
+    inventory = where / "inventory"
+    (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"tmpnb": {"hosts": hosts}}))
+    (inventory / "group_vars" / "tmpnb.yml").write_text(yaml.safe_dump(group_vars))
+    return ansible_playbook(playbook, inventory / "hosts.yml", *args)

@@ -1,5 +1,5 @@
 """Every role documents its input: meta/argument_specs.yml and defaults/main.yml hold the same keys,
-every variable carries its role's prefix, and the README lists it."""
+and every variable carries its role's prefix (the role READMEs: test_role_readmes.py)."""
 
 from pathlib import Path
 
@@ -53,11 +53,3 @@ def test_variables_carry_role_prefix(role: Path) -> None:
     options = _load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"].get("options", {})
     wrong = [k for k in options if not k.startswith(f"{role.name}_")]
     assert not wrong, f"{role.name}: variables without the '{role.name}_' prefix: {wrong}"
-
-
-@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
-def test_readme_lists_every_variable(role: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    options = _load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"].get("options", {})
-    missing = [k for k in options if f"`{k}`" not in readme]
-    assert not missing, f"README.md does not document {role.name}'s variables: {missing}"

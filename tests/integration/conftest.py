@@ -8,7 +8,16 @@ from typing import Any
 
 import docker
 import pytest
-from stack import CHP, Orchestrator, cleanup_instance, docker_client, free_port, new_instance, tiny_image
+
+from testsupport.stack import (
+    CHP,
+    OrchestratorProcess,
+    cleanup_instance,
+    docker_client,
+    free_port,
+    new_instance,
+    tiny_image,
+)
 
 
 @pytest.fixture(scope="session")
@@ -21,20 +30,21 @@ def image(dclient: docker.DockerClient) -> str:
     return tiny_image(dclient)
 
 
-StackFactory = Callable[..., tuple[CHP, Orchestrator]]
+Stack = tuple[CHP, OrchestratorProcess]
+StackFactory = Callable[..., Stack]
 
 
 @pytest.fixture
 def make_stack(tmp_path: Path, dclient: docker.DockerClient, image: str) -> Iterator[StackFactory]:
     """make_stack(**options) -> (chp, orchestrator), both started; all removed afterwards."""
-    made: list[tuple[CHP, Orchestrator]] = []
+    made: list[tuple[CHP, OrchestratorProcess]] = []
 
-    def factory(start: bool = True, wait_pool: bool = True, **options: Any) -> tuple[CHP, Orchestrator]:
+    def factory(start: bool = True, wait_pool: bool = True, **options: Any) -> Stack:
         instance = new_instance()
         port = free_port()
         chp = CHP(tmp_path, port)
         chp.start()
-        orch = Orchestrator(tmp_path, instance, chp, port, image=image, **options)
+        orch = OrchestratorProcess(tmp_path, instance, chp, port, image=image, **options)
         made.append((chp, orch))
         if start:
             orch.start(wait_pool=wait_pool)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from stack import free_port  # noqa: E402
-
-from bench.static import Nginx  # noqa: E402 - after the repo root is importable
+from bench.static import Nginx
+from testsupport.stack import free_port
 
 
 @pytest.fixture

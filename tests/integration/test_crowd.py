@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from stack import free_port
 from test_jupyter import NOTEBOOK6, notebook_image  # noqa: F401 - the fixture
+
+from testsupport.stack import free_port
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 import requests
-from stack import CHP, free_port
 from test_jupyter import notebook_image  # noqa: F401 - the fixture
+
+from testsupport.stack import CHP, free_port
 
 ECHO = Path(__file__).resolve().parents[2] / "bench" / "echo_kernel.py"
 

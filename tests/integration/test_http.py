@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 
 import requests
-from stack import ADMIN_TOKEN, instance_containers, wait_for
+
+from testsupport.stack import ADMIN_TOKEN, instance_containers, wait_for
 
 
 def _raw(port: int, data: bytes) -> int:

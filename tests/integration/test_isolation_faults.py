@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import requests
-from stack import instance_containers, wait_for
 
+from testsupport.stack import instance_containers, wait_for
 from tmpnb.docker_spec import ICC_OPTION
 
 DOCKER_SOCK = "/var/run/docker.sock"

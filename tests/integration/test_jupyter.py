@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import docker
 import pytest
 import requests
 
-NOTEBOOK_IMAGE = os.environ.get("TMPNB_NOTEBOOK_IMAGE", "tmpnb-notebook:debian-1")
-NOTEBOOK6 = [
-    "jupyter", "notebook", "--no-browser", "--ip=0.0.0.0", "--port={port}",
-    "--NotebookApp.base_url={base_path}", "--NotebookApp.token=", "--NotebookApp.password=",
-]  # fmt: skip
+from testsupport.stack import NOTEBOOK6, NOTEBOOK_IMAGE
 
 
 @pytest.fixture

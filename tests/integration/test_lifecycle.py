@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 import requests
-from stack import TINY_COMMAND, instance_containers, wait_for
+
+from testsupport.stack import TINY_COMMAND, instance_containers, wait_for
 
 
 def _user_id(location: str) -> str:

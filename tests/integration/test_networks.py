@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 import requests
-from stack import instance_containers, wait_for
 
+from testsupport.stack import instance_containers, wait_for
 from tmpnb.docker_spec import BRIDGE_NAME_OPTION, ICC_OPTION, bridge_name
 
 PORT = 8888

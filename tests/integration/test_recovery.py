@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import requests
-from stack import instance_containers, wait_for
+
+from testsupport.stack import instance_containers, wait_for
 
 
 def test_orchestrator_restart_adopts_pool_and_users(make_stack, dclient) -> None:

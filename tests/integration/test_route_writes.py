@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from stack import CHP, TOKEN, free_port
-
+from testsupport.stack import CHP, TOKEN, free_port
 from tmpnb.bounded import ROUTE_WRITE_CONCURRENCY
 from tmpnb.config import from_mapping
 from tmpnb.orchestrator import Orchestrator

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import requests
-from stack import TOKEN, instance_containers, wait_for
 
+from testsupport.stack import TOKEN, instance_containers, wait_for
 from tmpnb.docker_spec import bridge_name
 
 

@@ -7,13 +7,16 @@ Every target lives INSIDE the test host (prepare.yml, files/targets.sh): a netwo
 169.254.169.254, 10.99.0.2 and 198.51.100.7 (a documentation range standing in for the internet),
 routed from the test host; listeners on the host's 0.0.0.0:2222 (sshd) and 0.0.0.0:80 (nginx)."""
 
-import json
-import os
-import re
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+
+from role_run import check_phase_alone, recap_changed, run_playbook
 
 NETWORK = "tmpnb-fw-test"
 IMAGE = "tmpnb-firewall-probe:1"
@@ -59,19 +62,11 @@ def probe_from_container(host, *targets: str) -> dict[str, str]:
 
 def apply_role(extra: dict | None = None) -> subprocess.CompletedProcess:
     """Run molecule/firewall/apply.yml (roles/firewall alone) with extra variables."""
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-    env["ANSIBLE_ROLES_PATH"] = os.path.join(env["MOLECULE_PROJECT_DIRECTORY"], "roles")
-    playbook = os.path.join(env["MOLECULE_SCENARIO_DIRECTORY"], "apply.yml")
-    args = ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], playbook]
-    if extra:
-        args += ["-e", json.dumps(extra)]
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    return run_playbook("apply.yml", extra=extra)
 
 
 def changed(run: subprocess.CompletedProcess) -> int:
-    match = re.search(r"tmpnb-firewall\s*:\s*ok=\d+\s+changed=(\d+)\s", run.stdout)
-    assert match, run.stdout[-2000:]
-    return int(match.group(1))
+    return recap_changed(run.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -309,3 +304,8 @@ def test_rules_in_force_after_a_reboot(host):
         METADATA: "refused",
         INTERNET: "open tmpnb-target 198.51.100.7:80",
     }
+
+
+@pytest.mark.parametrize("phase", ["install", "configure", "service"])
+def test_one_phase_alone_runs_and_changes_nothing(phase):
+    check_phase_alone("apply.yml", phase)

@@ -3,12 +3,17 @@ needs the token, routes added through it are proxied, the token survives re-runs
 fails before any change."""
 
 import json
-import os
 import re
 import shlex
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+
+from role_run import check_phase_alone, open_files, recap_changed, run_playbook, unit_property
 
 UNIT = "configurable-http-proxy.service"
 ENV_FILE = "/etc/configurable-http-proxy/auth.env"
@@ -46,7 +51,7 @@ def token(host) -> str:
 
 
 def show(host, prop: str) -> str:
-    return host.check_output(f"systemctl show --property {prop} --value {UNIT}")
+    return unit_property(host, UNIT, prop)
 
 
 def main_pid(host) -> int:
@@ -55,20 +60,7 @@ def main_pid(host) -> int:
 
 def converge(*extra: str) -> subprocess.CompletedProcess:
     """Run the scenario's converge playbook again against the same host (controller side)."""
-    env = dict(os.environ)
-    env["ANSIBLE_ROLES_PATH"] = os.path.join(env["MOLECULE_PROJECT_DIRECTORY"], "roles")
-    env.update(ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    env.setdefault("ANSIBLE_CONFIG", os.path.join(env["MOLECULE_PROJECT_DIRECTORY"], "ansible.cfg"))
-    playbook = os.path.join(env["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml")
-    cmd = ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], playbook, *extra]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-
-
-def recap_changed(output: str) -> int:
-    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
-    match = re.search(r"tmpnb-proxy\s*:\s*ok=\d+\s+changed=(\d+)", output)
-    assert match, f"no play recap in:\n{output[-3000:]}"
-    return int(match.group(1))
+    return run_playbook("converge.yml", *extra)
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +166,7 @@ def test_unit_limits_and_hardening_configured(host):
 
 def test_limits_and_hardening_in_force(host):
     pid = main_pid(host)
-    limits = host.file(f"/proc/{pid}/limits").content_string.splitlines()
-    soft, hard = next(ln for ln in limits if ln.startswith("Max open files")).split()[3:5]
+    soft, hard = open_files(host, pid)
     ceiling = int(host.check_output("bash -c 'ulimit -Hn'"))
     # The test host caps the hard limit (20000 here): effective = min(configured, ceiling).
     assert int(soft) == int(hard) == min(1048576, ceiling)
@@ -258,3 +249,8 @@ def test_token_given_from_the_inventory_is_used(host):
     assert token(host) == given
     status, _ = http(host, "GET", "http://127.0.0.1:8001/api/routes", given)
     assert status == 200
+
+
+@pytest.mark.parametrize("phase", ["install", "configure", "service"])
+def test_one_phase_alone_runs_and_changes_nothing(phase):
+    check_phase_alone("converge.yml", phase)

@@ -1,5 +1,6 @@
-"""A real stack for integration tests and the benchmark: a CHP process on free loopback ports, the
-orchestrator as a real process (`python -m tmpnb`), the local Docker engine and a small test image.
+"""A real stack for integration tests and the benchmark (both import testsupport.stack): a CHP
+process on free loopback ports, the orchestrator as a real process (`python -m tmpnb`), the local
+Docker engine and a small test image.
 
 Everything created carries a unique instance name, and `cleanup_instance` removes exactly that.
 """
@@ -32,6 +33,12 @@ CHP_BIN = ROOT / ".cache" / "chp" / "node_modules" / ".bin" / "configurable-http
 BASE_IMAGE = os.environ.get("TMPNB_BASE_IMAGE", "tmpnb-testhost:bookworm-1")
 TOKEN = secrets.token_hex(16)
 ADMIN_TOKEN = secrets.token_hex(16)
+# Debian's notebook 6 (scripts/build-notebook-image.sh): the real Jupyter server of test_jupyter and bench/.
+NOTEBOOK_IMAGE = os.environ.get("TMPNB_NOTEBOOK_IMAGE", "tmpnb-notebook:debian-1")
+NOTEBOOK6 = [
+    "jupyter", "notebook", "--no-browser", "--ip=0.0.0.0", "--port={port}",
+    "--NotebookApp.base_url={base_path}", "--NotebookApp.token=", "--NotebookApp.password=",
+]  # fmt: skip
 TINY_COMMAND = ["python3", "/opt/tinynb.py", "--base-url={base_path}", "--port={port}"]
 
 
@@ -153,7 +160,7 @@ class CHP:
         r.raise_for_status()
 
 
-class Orchestrator:
+class OrchestratorProcess:
     """`python -m tmpnb --config FILE` as a real process; config rewritten with `configure`."""
 
     def __init__(self, workdir: Path, instance: str, chp: CHP, port: int, **options: Any) -> None:
