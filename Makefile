@@ -62,7 +62,7 @@ pytest: venv engine base-image notebook-image notebook7-image chp nginx
 
 # The log is kept in .cache/molecule.log; on a failure the failed tests' summary lines are
 # repeated last, so a CI page that shows only the tail still names them.
-molecule: venv engine base-image notebook-image browser
+molecule: venv engine base-image notebook-image notebook7-image browser
 	@mkdir -p .cache
 	molecule test $(SCENARIOS) 2>&1 | tee .cache/molecule.log || { \
 	  echo "==> molecule failed; failed tests and scenarios (full log: .cache/molecule.log):"; \
@@ -78,7 +78,7 @@ browser:
 # A disposable test host (the shared platform, named tmpnb-demo) with the whole stack; nginx is
 # published on 127.0.0.1:$(DEMO_PORT). A second run changes nothing.
 DEMO_PORT ?= 8080
-demo: venv engine base-image notebook-image
+demo: venv engine base-image notebook-image notebook7-image
 	@start=$$(date +%s); \
 	DEMO_PORT=$(DEMO_PORT) ansible-playbook playbooks/testhost.yml -i inventories/local; \
 	host=$$(date +%s); \

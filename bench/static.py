@@ -87,13 +87,25 @@ http {{
 """
 
 
-def render_site(static_dir: Path, http_port: int, upstream: str) -> str:
-    """roles/nginx_static's site template with the role's defaults and this bench's paths/ports."""
+def render_site(
+    static_dir: Path,
+    http_port: int,
+    upstream: str,
+    trees: list[dict[str, str]] | None = None,
+    access_log: Path | None = None,
+) -> str:
+    """roles/nginx_static's site template with the role's defaults and this bench's paths/ports.
+    TREES: the role's placed trees ({prefix, path, dest}, reverse order of prefix, as
+    tasks/main.yml sets them); default its one tree static/ in STATIC_DIR."""
     values: dict[str, Any] = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     values.update(
         nginx_static_image=NOTEBOOK_IMAGE,
         nginx_static_dir=str(static_dir),
+        # The role's placement of its default one tree (tasks/main.yml).
+        __nginx_static_trees=trees
+        or [{"prefix": "static/", "path": values["nginx_static_path_in_image"], "dest": str(static_dir)}],
         nginx_static_http_port=http_port,
+        nginx_static_access_log=str(access_log or static_dir.parent / "access.log"),
         nginx_static_upstream=upstream,
         ansible_managed="rendered by bench/static.py from roles/nginx_static",
         __nginx_static_ipv6={"stat": {"exists": False}},
@@ -108,12 +120,16 @@ def render_site(static_dir: Path, http_port: int, upstream: str) -> str:
 class Nginx:
     """Debian's nginx binary as a foreground process of this bench."""
 
-    def __init__(self, workdir: Path, static_dir: Path, upstream: str) -> None:
+    def __init__(
+        self, workdir: Path, static_dir: Path, upstream: str, trees: list[dict[str, str]] | None = None
+    ) -> None:
         self.dir = workdir / "nginx"
         (self.dir / "tmp").mkdir(parents=True)
         self.port = free_port()
         nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1048576)
-        (self.dir / "tmpnb.conf").write_text(render_site(static_dir, self.port, upstream))
+        (self.dir / "tmpnb.conf").write_text(
+            render_site(static_dir, self.port, upstream, trees, self.dir / "access.log")
+        )
         (self.dir / "nginx.conf").write_text(
             MAIN_CONF.format(dir=self.dir, nofile=nofile, connections=min(16384, nofile // 2))
         )

@@ -3,6 +3,7 @@ file of the copy itself and hands a file missing from the copy on to its upstrea
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from bench.static import Nginx
 from testsupport.stack import free_port
@@ -45,3 +47,62 @@ def test_nginx_serves_the_copy_and_passes_the_rest_to_its_upstream(workdir: Path
     finally:
         nginx.stop()
     assert nginx.proc is not None and nginx.proc.poll() is not None
+
+
+ROOT = Path(__file__).resolve().parents[2]
+INVENTORY = ROOT / "inventories" / "local" / "group_vars" / "tmpnb.yml"
+STATIC_TREES = ROOT / "roles" / "tmpnb" / "files" / "notebook7" / "static_trees.json"
+
+
+def placed(trees: list[dict[str, str]], static_dir: Path) -> list[dict[str, str]]:
+    """roles/nginx_static's placement (tasks/main.yml): static/ in the directory itself, the others
+    under trees/<prefix, / as _>; reverse order of prefix."""
+    return [
+        {
+            **t,
+            "dest": str(
+                static_dir
+                if t["prefix"] == "static/"
+                else static_dir / "trees" / t["prefix"][:-1].replace("/", "_")
+            ),
+        }
+        for t in sorted(trees, key=lambda t: t["prefix"], reverse=True)
+    ]
+
+
+def test_the_demo_serves_every_directory_tree_of_notebook7_but_the_rewritten_themes() -> None:
+    """inventories/local's nginx_static_trees is static_trees.json (found from the image) less the
+    trees the server rewrites and the single-file prefixes."""
+    trees = yaml.safe_load(INVENTORY.read_text())["nginx_static_trees"]
+    found = json.loads(STATIC_TREES.read_text())["trees"]
+    expected = {(t["prefix"], t["dirs"][0]) for t in found if t["prefix"].endswith("/") and not t["rewrites"]}
+    assert {(t["prefix"], t["path"]) for t in trees} == expected
+
+
+def test_nginx_serves_each_static_tree_from_its_own_copy(workdir: Path) -> None:
+    """Notebook 7's trees: a nested prefix (static/notebook/) is served from its own copy, not looked
+    for in the copy of static/; a file missing from a copy still goes on to the upstream."""
+    trees = yaml.safe_load(INVENTORY.read_text())["nginx_static_trees"]
+    layout = placed(trees, workdir / "static")
+    for tree in layout:
+        files = Path(tree["dest"]) / "current" / "files"
+        files.mkdir(parents=True, exist_ok=True)
+        (files / "probe.js").write_text(f"// {tree['prefix']}\n")
+        os.chmod(files / "probe.js", 0o644)
+    for directory in (workdir / "static").rglob("*"):
+        if directory.is_dir():
+            os.chmod(directory, 0o755)
+    nginx = Nginx(workdir, workdir / "static", f"127.0.0.1:{free_port()}", trees=layout)
+    nginx.start()
+    try:
+        user = f"http://127.0.0.1:{nginx.port}/user/AbCdEfGhIjKlMnOp"
+        for tree in trees:
+            got = requests.get(f"{user}/{tree['prefix']}probe.js?v=1", timeout=5)
+            assert (got.status_code, got.text) == (200, f"// {tree['prefix']}\n"), tree["prefix"]
+            assert "max-age=" in got.headers["Cache-Control"]
+        missing = requests.get(f"{user}/static/notebook/not-in-the-copy.js", timeout=5)
+        assert missing.status_code == 502  # went on to the upstream (CHP in the role)
+        themes = requests.get(f"{user}/lab/api/themes/probe.js", timeout=5)
+        assert themes.status_code == 502  # rewritten by the server: never from a copy
+    finally:
+        nginx.stop()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "molecule/shared"))
+sys.path.insert(0, str(ROOT / "scripts"))
 pytest.register_assert_rewrite("cell")
 from cell import (  # noqa: E402 - the shared module of the end-to-end scenarios
     TIMEOUT,
@@ -45,8 +45,8 @@ pytest_plugins = ["cell"]
 GROUP_VARS = yaml.safe_load((ROOT / "inventories/local/group_vars/tmpnb.yml").read_text())
 # what this scenario's host_vars change on top of the local inventory (tmpnb_capacity)
 HOST_VARS = yaml.safe_load((ROOT / "molecule/default/inventory/host_vars/tmpnb-default.yml").read_text())
-STATIC_IN_IMAGE = "/usr/lib/python3/dist-packages/notebook/static"
-STATIC_FILE = "base/js/namespace.js"
+# Notebook 7's own bundles (static/notebook/ -> notebook/static in the image).
+STATIC_TREE = next(t for t in GROUP_VARS["nginx_static_trees"] if t["prefix"] == "static/notebook/")
 LIMITS_NOFILE = 1048576  # limits_nofile's default; the local inventory does not change it
 
 
@@ -188,14 +188,18 @@ def _chp_pid(host) -> str:
 
 
 def test_static_file_served_by_nginx_from_the_image_copy_without_chp(host, base_url, visitor, chp_token):
-    # The file as the image holds it (a fresh container of the image: no exec into a visitor's).
+    # A file as the image holds it (a fresh container of the image: no exec into a visitor's): the
+    # first .js of Notebook 7's static/notebook/ tree, nested under static/ (its own copy).
+    image, path = GROUP_VARS["tmpnb_image"], STATIC_TREE["path"]
+    name = host.check_output(
+        f"docker run --rm --network none --entrypoint sh {image} -c "
+        f"'cd {path} && find . -maxdepth 1 -name \"*.js\" -type f | sort | head -n 1'"
+    ).removeprefix("./")
+    assert name, f"no .js file in {path} of {image}"
     in_image = base64.b64decode(
-        host.check_output(
-            f"docker run --rm --network none --entrypoint base64 {GROUP_VARS['tmpnb_image']} "
-            f"-w0 {STATIC_IN_IMAGE}/{STATIC_FILE}"
-        )
+        host.check_output(f"docker run --rm --network none --entrypoint base64 {image} -w0 {path}/{name}")
     )
-    url = base_url + visitor.user_path + "static/" + STATIC_FILE
+    url = base_url + visitor.user_path + STATIC_TREE["prefix"] + name
     pid = _chp_pid(host)
     # Freeze CHP: whatever nginx sends it now hangs. The static file must still come back at once,
     # and a proxied path must not (the control that the freeze works).
@@ -244,64 +248,67 @@ def test_two_visitors_get_isolated_containers(host, site_url, visitor, chp_token
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from chromium import headless_chromium
 
-    profile = tempfile.mkdtemp(prefix="tmpnb-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(60)
+    driver = headless_chromium()
     try:
         yield driver
     finally:
         driver.quit()
 
 
-def test_browser_lands_in_notebook_and_runs_code(host, site_url, browser):
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as ec
+# One line of the site's access log (roles/nginx_static's `tmpnb` format).
+ACCESS = re.compile(
+    r'"[A-Z]+ (?P<uri>\S+) [^"]*" (?P<status>\d{3}) .* upstream=(?P<upstream>\S+) bytes=(?P<bytes>\d+)$'
+)
+
+
+def offload(lines: list[str], user_path: str) -> dict[str, float]:
+    """Requests and bytes under USER_PATH that nginx answered itself (upstream=-), of all of them
+    and of those under a static tree's prefix."""
+    prefixes = tuple(user_path + t["prefix"] for t in GROUP_VARS["nginx_static_trees"])
+    got = [m for m in map(ACCESS.search, lines) if m and m["uri"].startswith(user_path)]
+    own = [m for m in got if m["upstream"] == "-"]
+    static = [m for m in got if m["uri"].split("?", 1)[0].startswith(prefixes)]
+
+    def size(ms: list[re.Match[str]]) -> int:
+        return sum(int(m["bytes"]) for m in ms)
+
+    return {
+        "requests": len(got),
+        "own_requests": len(own),
+        "bytes": size(got),
+        "own_bytes": size(own),
+        "static_bytes": size(static),
+        "own_static_bytes": size([m for m in static if m["upstream"] == "-"]),
+    }
+
+
+def test_browser_lands_in_notebook7_and_runs_code(host, site_url, browser):
+    """What a person does after `make demo`: open the site, land in Notebook 7's tree, New ->
+    Python 3 (ipykernel), type print(6*7), Shift+Enter, see 42. Then the share of that page load
+    (tree page and open notebook) that nginx served itself, from its access log."""
+    from chromium import notebook7_new_notebook_runs
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait_for_pool(host)
+    log = GROUP_VARS.get("nginx_static_access_log", "/var/log/nginx/access.log")
+    before = int(host.check_output(f"wc -l < {log}"))
     wait = WebDriverWait(browser, 120)  # a shared 2-core machine can be slow
     start = time.monotonic()
     browser.get(site_url + "/")  # the page posts the spawn form by itself, as after `make demo`
     wait.until(lambda d: re.search(r"/user/[^/]+/tree", d.current_url))
-    new = wait.until(ec.element_to_be_clickable((By.ID, "new-dropdown-button")))
-    print(f"\n[figure] browser: open site -> notebook UI ready: {time.monotonic() - start:.3f} s")
-    tree = browser.current_window_handle
-    new.click()
-    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#kernel-python3 a"))).click()
-    wait.until(lambda d: len(d.window_handles) > 1)
-    browser.switch_to.window(next(h for h in browser.window_handles if h != tree))
-    wait.until(lambda d: "/notebooks/" in d.current_url)
-    wait.until(
-        lambda d: d.execute_script(
-            "return !!(window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel"
-            " && Jupyter.notebook.kernel.is_connected());"
-        )
+    user_path = re.search(r"/user/[^/]+/", browser.current_url).group(0)
+    assert notebook7_new_notebook_runs(browser, wait, "print(6*7)").strip() == "42"
+    print(f"\n[figure] browser: open site -> Notebook 7 -> 42 printed: {time.monotonic() - start:.3f} s")
+    lines = host.check_output(f"tail -n +{before + 1} {log}").splitlines()
+    share = offload(lines, user_path)
+    print(
+        f"[figure] nginx offload, Notebook 7 tree page + new notebook: {share['own_requests']}/"
+        f"{share['requests']} requests, {share['own_bytes']}/{share['bytes']} bytes "
+        f"({share['own_bytes'] / max(share['bytes'], 1):.1%}) served by nginx itself; static trees' "
+        f"bytes {share['own_static_bytes']}/{share['static_bytes']}"
+        f" ({share['own_static_bytes'] / max(share['static_bytes'], 1):.1%})"
     )
-    cell = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".cell .CodeMirror")))
-    cell.click()
-    ActionChains(browser).send_keys("print(6*7)").key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(
-        Keys.SHIFT
-    ).perform()
-    out = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".output_subarea.output_stream pre")))
-    assert out.text.strip() == "42"
-    print(f"[figure] browser: open site -> 42 printed: {time.monotonic() - start:.3f} s")
+    assert share["static_bytes"] > 0, f"no request under a static tree in {len(lines)} log lines"
+    assert share["own_static_bytes"] / share["static_bytes"] > 0.9
