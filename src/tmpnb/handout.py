@@ -111,7 +111,10 @@ class HandOut:
         self.waiters.append(fut)
         rt.wake()
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), c.spawn_wait)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that meets the
+            # future's completion (gh-86296), and a visitor who left must not keep a slot.
+            async with asyncio.timeout(c.spawn_wait):
+                return await asyncio.shield(fut)
         except TimeoutError:
             if fut.done() and not fut.cancelled():
                 return fut.result()
