@@ -9,14 +9,15 @@ import yaml
 
 
 def tasks_below(node: Any) -> list[dict[str, Any]]:
-    """Every task in a parsed task file, the tasks inside blocks (block/rescue/always) included."""
+    """Every task in a parsed task file, the tasks inside blocks (block/rescue/always) and, in a
+    playbook, each play's tasks included (the plays themselves are listed too)."""
     found: list[dict[str, Any]] = []
     if isinstance(node, list):
         for item in node:
             found += tasks_below(item)
     elif isinstance(node, dict):
         found.append(node)
-        for key in ("block", "rescue", "always"):
+        for key in ("block", "rescue", "always", "tasks"):
             found += tasks_below(node.get(key))
     return found
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from playbook_run import ansible_playbook
+from role_tasks import tasks_below
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = {"install", "configure", "service"}
@@ -65,18 +66,9 @@ def test_each_role_runs_in_the_configure_phase(role: str) -> None:
 
 
 def _dynamic_includes(node: Any) -> list[dict[str, Any]]:
-    """Every include_tasks / include_role task below node (blocks included)."""
-    found: list[dict[str, Any]] = []
-    if isinstance(node, list):
-        for item in node:
-            found += _dynamic_includes(item)
-    elif isinstance(node, dict):
-        for key in ("ansible.builtin.include_tasks", "ansible.builtin.include_role"):
-            if key in node:
-                found.append(node)
-        for key in ("block", "rescue", "always", "tasks"):
-            found += _dynamic_includes(node.get(key))
-    return found
+    """Every include_tasks / include_role task below node (blocks and plays' tasks included)."""
+    keys = ("ansible.builtin.include_tasks", "ansible.builtin.include_role")
+    return [task for task in tasks_below(node) if any(k in task for k in keys)]
 
 
 def test_dynamic_includes_pass_their_tags_on() -> None:
