@@ -10,7 +10,6 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTHON      ?= python3
 CHP_VERSION := 5.3.0
 TIMED       := scripts/timed.sh
-SCENARIOS   ?= --all
 
 .PHONY: help test venv engine base-image notebook-image notebook7-image chp lint pytest molecule bench bench-strata nginx demo demo-down browser clean
 
@@ -60,14 +59,15 @@ lint: venv
 pytest: venv engine base-image notebook-image notebook7-image chp nginx
 	pytest -q -rfEs tests
 
-# The log is kept in .cache/molecule.log; on a failure the failed tests' summary lines are
-# repeated last, so a CI page that shows only the tail still names them.
+# Every scenario, MOLECULE_JOBS at a time (scenarios have their own hosts, tmpnb-<scenario>), each
+# in its own log under .cache/molecule/; on a failure the failed scenarios' summary lines and log
+# tails are printed last, so a CI page that shows only the tail still names them.
+# One scenario, in the foreground: make molecule SCENARIO=default.
+MOLECULE_JOBS ?= 2
+SCENARIO ?=
 molecule: venv engine base-image notebook-image notebook7-image browser
-	@mkdir -p .cache
-	molecule test $(SCENARIOS) 2>&1 | tee .cache/molecule.log || { \
-	  echo "==> molecule failed; failed tests and scenarios (full log: .cache/molecule.log):"; \
-	  sed 's/\x1b\[[0-9;]*m//g' .cache/molecule.log | grep -E '^(FAILED|ERROR) |failed=[1-9]|fatal:' | tail -n 20; \
-	  exit 1; }
+	@if [ -n "$(SCENARIO)" ]; then molecule test -s $(SCENARIO); \
+	else scripts/molecule-all.sh $(MOLECULE_JOBS); fi
 
 # Debian's Chromium and its driver on the controller: the `default` scenario drives a headless
 # browser through the whole chain (selenium is in the venv).
