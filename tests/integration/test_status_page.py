@@ -200,5 +200,11 @@ def test_a_browser_sees_both_cells_and_the_dead_ones_down(
         )
         shot = Path(os.environ.get("TMPNB_STATUS_SCREENSHOT", tmp_path / "status.png"))
         assert driver.save_screenshot(str(shot)), f"no screenshot written to {shot}"
+        # the front itself goes away: the page says so at the next poll and keeps the last figures
+        nginx.stop()
+        banner = driver.find_element(By.ID, "banner")
+        WebDriverWait(driver, 15).until(lambda d: banner.is_displayed())
+        assert "status.json unreadable" in banner.text and "figures below are from" in banner.text
+        assert figure("cell-1", "in_use").replace("\n", " ") == "1 / 3 in use"
     finally:
         driver.quit()
