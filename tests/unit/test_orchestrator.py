@@ -206,6 +206,8 @@ async def test_the_history_loop_samples_in_use(orch: Orchestrator) -> None:
     sampler = asyncio.create_task(orch.history_pass())
     await asyncio.sleep(0)
     sampler.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sampler  # it was waiting for its next interval
     history = orch.stats()["history"]
     assert history["interval_s"] == 30
     assert [n for _, n in history["in_use"]] == [1]
