@@ -15,7 +15,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from testsupport.nginx import ForegroundNginx
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "extract_static.py"
@@ -170,33 +171,16 @@ def nginx_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     if shutil.which("nginx") is None:
         pytest.skip("needs nginx (apt-get install nginx-light)")
     work = tmp_path_factory.mktemp("nginx")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    temp = " ".join(
-        f"{kind}_temp_path {work}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (work / "nginx.conf").write_text(
-        f"daemon off; master_process off; pid {work}/nginx.pid; error_log {work}/error.log;\n"
-        f"events {{}}\nhttp {{ access_log off; {temp}\n"
-        f"  server {{ listen 127.0.0.1:{port};\n"
+    nginx = ForegroundNginx(
+        work,
         f"    location ~ ^/user/[^/]+/static/(.*)$ {{ root {work}/files; try_files /$1 =404;\n"
-        f"      gzip on; gzip_types text/css application/javascript; gzip_static on; }} }} }}\n"
+        f"      gzip on; gzip_types text/css application/javascript; gzip_static on; }}",
     )
-    proc = subprocess.Popen(
-        ["nginx", "-p", str(work), "-c", str(work / "nginx.conf"), "-e", f"{work}/error.log"]
-    )
-    base = f"http://127.0.0.1:{port}/user/x/static"
+    nginx.start()
     try:
-        while True:  # until it listens (or has died)
-            assert proc.poll() is None, (work / "error.log").read_text()
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            time.sleep(0.05)
-        yield base, work / "files"
+        yield f"{nginx.url}/user/x/static", work / "files"
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        nginx.stop()
 
 
 def served_by_nginx(nginx: tuple[str, Path], files: Path, wanted: dict[str, bytes]) -> dict[str, bytes]:

@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from tmpnb.config import Config
+from tmpnb.ids import redact
 from tmpnb.orchestrator import Orchestrator
 from tmpnb.web import make_app
 
@@ -32,10 +33,19 @@ class BadRequestFilter(logging.Filter):
         return True
 
 
+class RedactingFormatter(logging.Formatter):
+    """Every line as written, traceback included, with user ids cut (tmpnb.ids.redact): the call
+    sites redact what they log, this catches what they cannot (an exception's own text, a
+    library's message naming a path)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def setup_logging(level: str) -> None:
     """One line per event on stdout; the journal adds the time and unit."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -75,11 +75,15 @@ class HandOut:
             self.last_hand_out = time.monotonic()
             rt.wake()
             await self._record_hand_out(slot)
-        except (Full, NotRecorded, asyncio.CancelledError):
-            self.limiter.release(key, now)
+        except (Exception, asyncio.CancelledError) as exc:  # the visitor gets nothing: the cap back,
+            self.limiter.release(key, now)  # and a failed spawn, unless the visitor left
+            if not isinstance(exc, asyncio.CancelledError):
+                rt.recent_spawns.failed()
             raise
+        latency = time.monotonic() - started
         rt.metrics.spawns.labels("ok").inc()
-        rt.metrics.spawn_seconds.labels("ok").observe(time.monotonic() - started)
+        rt.metrics.spawn_seconds.labels("ok").observe(latency)
+        rt.recent_spawns.handed_out(latency)
         log.info("handed out %s to %s", redact(slot.path), client)
         return self.user_url(slot)
 

@@ -149,6 +149,7 @@ class Orchestrator:
             "reconcile": self.reconciler.reconcile_pass,
             "events": self.events.events_pass,
             "chp-watch": self.reconciler.chp_watch_pass,
+            "history": self.history_pass,
         }
         self._loops = [asyncio.create_task(self._supervise(n, p), name=n) for n, p in passes.items()]
 
@@ -188,6 +189,12 @@ class Orchestrator:
             # (Python 3.11's wait_for does, gh-86296): stop() would then wait for this loop forever.
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError
+
+    async def history_pass(self) -> None:
+        """One sample of in use for the stats' history (the status page's chart), then a wait."""
+        history = self.runtime.in_use_history
+        history.sample(self.pool.counts().in_use)
+        await asyncio.sleep(history.interval_s)
 
     # ---- admin ------------------------------------------------------------------------------
     async def reload(self) -> list[str]:
@@ -238,6 +245,7 @@ class Orchestrator:
     def stats(self) -> dict[str, Any]:
         n = self.pool.counts()
         c = self.config
+        history = self.runtime.in_use_history
         return {
             "available": n.pooled,
             "in_use": n.in_use,
@@ -248,4 +256,6 @@ class Orchestrator:
             "image": c.image,
             "instance": c.instance,
             "version": __version__,
+            "spawns": self.runtime.recent_spawns.summary(),
+            "history": {"interval_s": history.interval_s, "in_use": history.points()},
         }

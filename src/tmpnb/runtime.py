@@ -12,6 +12,7 @@ from tmpnb.config import Config
 from tmpnb.docker_backend import DockerBackend
 from tmpnb.metrics import Metrics
 from tmpnb.pool import Pool
+from tmpnb.recent import History, SpawnWindow
 
 
 class Runtime:
@@ -21,6 +22,8 @@ class Runtime:
         self.docker = DockerBackend(config.docker_url)
         self.chp = CHPClient(config.chp_api_url, config.chp_auth_token)
         self.metrics = Metrics(self.pool.counts, lambda: self.config.capacity)
+        self.recent_spawns = SpawnWindow()  # hand-outs and failures of the last minutes (stats)
+        self.in_use_history = History()  # in use, sampled by the orchestrator's history loop
         self.refill_now = asyncio.Event()  # set by wake(): the refill loop looks at once
         self.reconcile_now = asyncio.Event()  # the reconcile loop runs at once
         self.tasks: set[asyncio.Task[Any]] = set()  # boots, removals, checks under way

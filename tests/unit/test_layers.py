@@ -21,6 +21,7 @@ LAYERS = {
     "placement": 0,
     "pool": 0,
     "ratelimit": 0,
+    "recent": 0,
     "reconcile": 0,
     "clients": 1,
     "chp": 1,

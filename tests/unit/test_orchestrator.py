@@ -10,7 +10,7 @@ import pytest
 
 from tmpnb.config import from_mapping
 from tmpnb.docker_spec import ContainerEvent, parse_event
-from tmpnb.orchestrator import Orchestrator
+from tmpnb.orchestrator import Full, NotRecorded, Orchestrator
 from tmpnb.pool import Slot, State
 
 UNREACHABLE = {"chp_api_url": "http://127.0.0.1:9", "docker_url": "unix:///nonexistent/docker.sock"}
@@ -179,3 +179,35 @@ async def test_reload_without_a_config_file_changes_nothing(orch: Orchestrator) 
     before = orch.config
     assert await orch.reload() == []
     assert orch.config is before
+
+
+async def test_failed_spawns_count_in_the_stats_and_a_visitor_who_left_does_not(orch: Orchestrator) -> None:
+    orch.config = dataclasses.replace(orch.config, spawn_wait=0, capacity=0)
+    with pytest.raises(Full):  # nothing pooled, nothing can start
+        await orch.spawn("192.0.2.1")
+    orch.pool.add(_pooled("a"))
+    with pytest.raises(NotRecorded):  # CHP unreachable: the slot goes back, the visitor retries
+        await orch.spawn("192.0.2.2")
+    orch.config = dataclasses.replace(orch.config, spawn_wait=30, capacity=5)
+    orch.pool.slots.clear()
+    waiting = asyncio.create_task(orch.spawn("192.0.2.3"))
+    await asyncio.sleep(0.05)
+    waiting.cancel()  # the visitor's request went away while waiting
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    spawns = orch.stats()["spawns"]
+    assert spawns == {"window_s": 300, "count": 0, "failed": 2, "p50_s": None, "p99_s": None}
+
+
+async def test_the_history_loop_samples_in_use(orch: Orchestrator) -> None:
+    slot = _pooled("a")
+    slot.state = State.IN_USE
+    orch.pool.add(slot)
+    sampler = asyncio.create_task(orch.history_pass())
+    await asyncio.sleep(0)
+    sampler.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sampler  # it was waiting for its next interval
+    history = orch.stats()["history"]
+    assert history["interval_s"] == 30
+    assert [n for _, n in history["in_use"]] == [1]
