@@ -44,7 +44,7 @@ def test_the_onmetal_host_by_hand() -> None:
     assert (fds["budget"], fds["per_user"], fds["nginx_worker_connections"]) == (12000, 12, 12000)
     assert fds["users_covered"] == 1048576 // 12
     # 256 tasks x 1000 containers + 4096 for the host, against Debian 12's pid_max.
-    assert plan["pids"] == {"per_container": 256, "needed": 260096, "pid_max": 4194304}
+    assert plan["pids"] == {"per_container": 256, "needed": 260096, "pid_max": 4194304, "host_tasks": 4096}
     # Two ports per descriptor of the budget (one in use, one in TIME_WAIT) in 32768-65535.
     assert plan["ports"] == {"needed": 24000, "range": "32768 65535", "available": 32768}
     assert plan["bridges"] == {
@@ -52,6 +52,7 @@ def test_the_onmetal_host_by_hand() -> None:
         "ports_needed": 1000,
         "per_network": 1000,
         "networks": 1,
+        "max_networks": 64,
     }
     assert plan["neighbours"] == {"needed": 1001, "gc_thresh2": 2048, "gc_thresh3": 4096}
     # 2 images x 2048 MB + 3 static copies x 64 MB + 1000 visitors x (10 MB x 3 log files).

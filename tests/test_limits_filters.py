@@ -125,6 +125,28 @@ def test_ceiling_rejects_garbage() -> None:
         limits.nofile_ceiling("nothing", _status("0"), 1)
 
 
+def test_proc_nofile_reads_soft_and_hard() -> None:
+    assert limits.proc_nofile(PID1_LIMITS.format(soft=1024, hard=524288)) == {"soft": 1024, "hard": 524288}
+
+
+def test_proc_nofile_reads_unlimited_as_the_kernel_maximum() -> None:
+    parsed = limits.proc_nofile(PID1_LIMITS.format(soft=4096, hard="unlimited"))
+    assert parsed == {"soft": 4096, "hard": limits.NR_OPEN_MAX}
+
+
+def test_proc_nofile_names_the_file_it_could_not_read() -> None:
+    with pytest.raises(ValueError, match="/proc/1234/limits"):
+        limits.proc_nofile("Max processes  1  1  processes\n", "/proc/1234/limits")
+
+
+def test_ceiling_with_an_unlimited_pid1_is_nr_open() -> None:
+    ceiling = limits.nofile_ceiling(
+        PID1_LIMITS.format(soft="unlimited", hard="unlimited"), _status("00000000a82435fb"), 1048576
+    )
+    assert ceiling["ceiling"] == 1048576
+    assert ceiling["pid1_hard"] == limits.NR_OPEN_MAX
+
+
 WANTED = {
     "net.core.somaxconn": "4096",
     "kernel.pid_max": "65536",

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from role_tasks import tasks_in
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir())
@@ -14,16 +15,24 @@ def _load(path: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
+INCLUDES = ("ansible.builtin.include_role", "ansible.builtin.import_role")
+
+
 def _site_roles() -> set[str]:
-    """Roles the plays site.yml imports apply (`roles:` and include_role/import_role)."""
+    """Roles the plays site.yml imports apply (`roles:` and include_role/import_role), and the roles
+    those roles' own tasks include (roles/secret, roles/limits' ceiling)."""
     found: set[str] = set()
     for play in _load(ROOT / "site.yml"):
         for sub in yaml.safe_load((ROOT / play["ansible.builtin.import_playbook"]).read_text()):
             found.update(r["role"] if isinstance(r, dict) else r for r in sub.get("roles", []))
-            for task in sub.get("tasks", []):
-                for key in ("ansible.builtin.include_role", "ansible.builtin.import_role"):
-                    if key in task:
-                        found.add(task[key]["name"])
+            found.update(task[k]["name"] for task in sub.get("tasks", []) for k in INCLUDES if k in task)
+    todo = set(found)
+    while todo:
+        role = todo.pop()
+        for path in (ROOT / "roles" / role / "tasks").glob("*.yml"):
+            named = {task[k]["name"] for task in tasks_in(path) for k in INCLUDES if k in task}
+            todo |= named - found
+            found |= named
     return found
 
 

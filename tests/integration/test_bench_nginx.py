@@ -14,7 +14,7 @@ import pytest
 import requests
 import yaml
 
-from bench.static import Nginx
+from bench.static_nginx import Nginx
 from testsupport.stack import free_port
 
 

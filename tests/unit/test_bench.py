@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.__main__ import main as bench_main  # noqa: E402 - after the repo root is importable
 from bench.record import Proc  # noqa: E402
-from bench.static import render_site  # noqa: E402
+from bench.static_nginx import render_site  # noqa: E402
 
 
 def test_unknown_benchmark_is_refused_naming_it_and_the_choices(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,5 +1,6 @@
-"""The Strata benchmark's own judgement (bench/strata.py): which journal lines count as EMFILE, which
-run passes, which level is the highest clean one. Pure functions, no Docker."""
+"""The Strata benchmark's own judgement (bench/strata.py; EMFILE lines: bench/strata_host.py): which
+journal lines count as EMFILE, which run passes, which level is the highest clean one. Pure
+functions, no Docker."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.strata import _best, emfile_lines, verdict
+from bench.strata import _best, verdict
+from bench.strata_host import emfile_lines
 
 # CHP 5.3's journal when the proxy runs out of descriptors (journalctl -o cat): the error line,
 # coloured, then the error object's fields on lines of their own.

@@ -115,12 +115,26 @@ def test_containers_survive_a_dockerd_restart(host, tiny_image):
 )
 def test_bad_variable_fails_before_any_change(host, variable, value):
     """Bad input stops the role at its argument spec or first assert, naming the variable."""
+    _fails_before_any_change(host, variable, value)
+
+
+def test_container_limit_above_the_host_ceiling_fails_before_any_change(host):
+    """Under docker_limit_nofile but above what this host lets dockerd have (roles/limits' ceiling)."""
+    ceiling = int(host.check_output("bash -c 'ulimit -Hn'"))
+    if ceiling >= 1048576:
+        pytest.skip(f"this host's ceiling {ceiling} is not below docker_limit_nofile")
+    _fails_before_any_change(host, "docker_container_nofile_hard", str(ceiling + 1), f"at {ceiling}")
+
+
+def _fails_before_any_change(host, variable, value, *phrases):
     files = ("/etc/docker/daemon.json", "/etc/systemd/system/docker.service.d/tmpnb.conf")
     pid = "systemctl show --property MainPID --value docker.service"
     before = [host.file(f).sha256sum for f in files] + [host.check_output(pid)]
     run = run_playbook("converge.yml", "-e", f"{variable}={value}")
     assert run.returncode != 0
     assert variable in run.stdout + run.stderr
+    for phrase in phrases:
+        assert phrase in run.stdout + run.stderr
     assert recap_changed(run.stdout) == 0
     assert [host.file(f).sha256sum for f in files] + [host.check_output(pid)] == before
 

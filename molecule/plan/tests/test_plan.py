@@ -47,7 +47,7 @@ def test_the_test_host_was_planned_from_its_facts_and_holds_its_plan() -> None:
     assert plan["host"]["source"] == "facts"
     assert plan["memory"]["capacity"] == LOCAL_VARS["tmpnb_capacity"] == 6
     assert plan["host"]["cores"] == os.cpu_count()
-    # The machine's open-files ceiling (README "Test hosts"), read from PID 1 of the test host.
+    # The machine's open-files ceiling (docs/testing.md "Test hosts"), read from PID 1 of the test host.
     assert plan["host"]["nofile_ceiling"] == 20000
     assert plan["host"]["memory_controller"] is True
     assert plan["cpu"]["shares"] == 1024 * os.cpu_count() // 6

@@ -102,15 +102,21 @@ def parse_sysctl(text: str) -> dict[str, str]:
     return values
 
 
+def proc_nofile(proc_limits: str, source: str = "/proc/PID/limits") -> dict[str, int]:
+    """A process's open-files limits from its /proc/PID/limits text: {soft, hard}, with
+    "unlimited" read as NR_OPEN_MAX (no limit can be higher)."""
+    match = re.search(r"^Max open files\s+(\S+)\s+(\S+)", proc_limits, re.MULTILINE)
+    if not match:
+        raise ValueError(f"no 'Max open files' line in {source}")
+    soft, hard = (NR_OPEN_MAX if text == "unlimited" else int(text) for text in match.groups())
+    return {"soft": soft, "hard": hard}
+
+
 def nofile_ceiling(pid1_limits: str, pid1_status: str, nr_open: Any) -> dict[str, Any]:
     """The most open files a service can get on this host: fs.nr_open, or, when the service
     manager (PID 1) lacks CAP_SYS_RESOURCE (a container test host), its own hard limit too."""
     nr_open_n = int(str(nr_open).strip())
-    match = re.search(r"^Max open files\s+(\S+)\s+(\S+)", pid1_limits, re.MULTILINE)
-    if not match:
-        raise ValueError("no 'Max open files' line in /proc/1/limits")
-    hard_text = match.group(2)
-    hard = NR_OPEN_MAX if hard_text == "unlimited" else int(hard_text)
+    hard = proc_nofile(pid1_limits, "/proc/1/limits")["hard"]
     caps = re.search(r"^CapEff:\s*([0-9a-fA-F]+)", pid1_status, re.MULTILINE)
     if not caps:
         raise ValueError("no 'CapEff' line in /proc/1/status")
@@ -194,5 +200,6 @@ class FilterModule:
             "limits_sysctl_for_users": sysctl_for_users,
             "limits_parse_sysctl": parse_sysctl,
             "limits_nofile_ceiling": nofile_ceiling,
+            "limits_proc_nofile": proc_nofile,
             "limits_sysctl_plan": sysctl_plan,
         }

@@ -6,7 +6,7 @@ Python use::
     report = run(Options("http://127.0.0.1:8080/", visitors=3, kernels=1, sockets_per_kernel=2, stay=5))
     assert report.ok, report.text()
 
-``report.to_json()`` is the document ``--json`` writes (format ``tmpnb-crowd/1``, see the README).
+``report.to_json()`` is the document ``--json`` writes (format ``tmpnb-crowd/1``, see docs/testing.md).
 """
 
 from tmpnb.crowd.options import OptionError, Options, validate

@@ -1,5 +1,5 @@
 """A run's result: the summary (latency percentiles, errors by kind, peaks), the JSON document
-(format ``tmpnb-crowd/1``, described in the README) and the text printed at the end."""
+(format ``tmpnb-crowd/1``, described in docs/testing.md) and the text printed at the end."""
 
 from __future__ import annotations
 
