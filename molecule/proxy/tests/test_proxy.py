@@ -4,6 +4,7 @@ fails before any change."""
 
 import json
 import re
+import secrets
 import shlex
 import subprocess
 import sys
@@ -191,8 +192,25 @@ def test_limits_and_hardening_in_force(host):
 
 
 def test_logs_go_to_the_journal(host):
+    # at the default level (warn) CHP writes errors: the request above that found no orchestrator
     out = host.check_output(f"journalctl --no-pager -u {UNIT} -o cat")
-    assert "Proxy API at" in out
+    assert "503 GET /user/test/hello.txt" in out
+
+
+def test_a_visitors_path_is_not_logged(host, target):
+    """At CHP's info level every route added and every response is logged with its URL: the whole
+    user path, a visitor's only credential, in the journal of every request they make."""
+    uid = secrets.token_urlsafe(12)
+    secret = token(host)
+    route = f"http://127.0.0.1:8001/api/routes/user/{uid}"
+    assert http(host, "POST", route, secret, json.dumps({"target": target}))[0] == 201
+    try:
+        status, _ = http(host, "GET", f"http://127.0.0.1:8000/user/{uid}/hello.txt")
+        assert status == 200
+    finally:
+        http(host, "DELETE", route, secret)
+    out = host.check_output(f"journalctl --no-pager -u {UNIT} -o cat")
+    assert uid not in out
 
 
 def test_token_file_is_private(host):
