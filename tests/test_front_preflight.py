@@ -67,7 +67,6 @@ def test_a_front_with_two_cells_passes(tmp_path: Path) -> None:
         ),
         ({"cell-1": cell(1, tmpnb_public_url="")}, {}, {}, "set tmpnb_public_url"),
         ({"cell-1": cell(1)}, {}, {"nginx_static_spawn_from": []}, "and nginx_static_spawn_from (got [])"),
-        ({"cell-1": cell(1)}, {"front_status_token": "short"}, {}, "front_status_token must be empty"),
         ({"cell-1": cell(1)}, {"front_fail_timeout": 0}, {}, "front_fail_timeout >= 1"),
     ],
 )
