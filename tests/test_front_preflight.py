@@ -58,7 +58,12 @@ def test_a_front_with_two_cells_passes(tmp_path: Path) -> None:
             {},
             "every cell is drained (front_cell_drain: true on",
         ),
-        ({"cell-1": cell(1, front_cell_url="http://10.0.0.11/spawn")}, {}, {}, "front_cell_url of each cell must"),
+        (
+            {"cell-1": cell(1, front_cell_url="http://10.0.0.11/spawn")},
+            {},
+            {},
+            "front_cell_url of each cell must",
+        ),
         (
             {"cell-1": cell(1), "cell-2": cell(2, front_cell_url="https://10.0.0.12")},
             {},
