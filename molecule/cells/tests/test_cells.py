@@ -225,16 +225,13 @@ def run_front_play(tmp_path: Path, drained: list[str]) -> subprocess.CompletedPr
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
     env["ANSIBLE_ROLES_PATH"] = str(ROOT / "roles")
     env.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
-    argv = [
-        "ansible-playbook",
-        "-i",
-        env["MOLECULE_INVENTORY_FILE"],
-        "-i",
-        str(extra),
-        str(ROOT / "playbooks/front.yml"),
-    ]
+    # The inventory directory: Molecule's hosts file and the scenario's (groups front and cells).
+    inventory = os.path.dirname(env["MOLECULE_INVENTORY_FILE"])
+    argv = ["ansible-playbook", "-i", inventory, "-i", str(extra), str(ROOT / "playbooks/front.yml")]
     res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    recap = re.search(r"tmpnb-cells-front\s*:\s*ok=[1-9]", res.stdout)
+    assert recap, f"the front play ran nowhere: {res.stdout[-2000:]}"
     return res
 
 
