@@ -50,6 +50,8 @@ for url in sys.argv[1:]:
         status, body = err.code, err.read()
     print(status, f"{time.monotonic() - start:.4f}", body.decode().replace("\\n", " "))
 """
+# Run inside a cell: exit 0 once its orchestrator answers on loopback.
+ANSWERS = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9999/api/stats', timeout=5)"
 # Visitors by cell name, for the later tests (the one on cell 2 must survive its orchestrator).
 VISITORS: dict[str, Visitor] = {}
 
@@ -287,6 +289,11 @@ def test_spawns_go_on_when_cell2s_orchestrator_stops_and_its_visitors_keep_worki
         assert execute(visitor, kernel, "print(x + 1)").strip() == "42"
     finally:
         cell2.check_output("systemctl start tmpnb.service")
+    # Started is not listening yet: wait for its API, then for its pool.
+    deadline = time.monotonic() + 120
+    while cell2.run("python3 -c %s", ANSWERS).rc != 0:
+        assert time.monotonic() < deadline, "cell 2's orchestrator did not answer again in 120 s"
+        time.sleep(1)
     wait_for_pool(cell2)
 
 
