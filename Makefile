@@ -77,18 +77,29 @@ browser:
 
 # A disposable test host (the shared platform, named tmpnb-demo) with the whole stack; nginx is
 # published on 127.0.0.1:$(DEMO_PORT). A second run changes nothing.
+# CELLS=2: a front and two cells instead (inventories/local-cells: tmpnb-demo-front on :8180,
+# tmpnb-demo-cell1/2 on :8181/:8182, one private Docker network); prints the front's and the
+# status page's URLs. docs/cells.md.
 DEMO_PORT ?= 8080
+CELLS ?=
+DEMO_INVENTORY := $(if $(CELLS),inventories/local-cells,inventories/local)
 demo: venv engine base-image notebook-image notebook7-image
+	@if [ -n "$(CELLS)" ] && [ "$(CELLS)" != 2 ]; then \
+	  echo "make demo: CELLS=$(CELLS): inventories/local-cells has 2 cells (CELLS=2)" >&2; exit 2; fi
 	@start=$$(date +%s); \
-	DEMO_PORT=$(DEMO_PORT) ansible-playbook playbooks/testhost.yml -i inventories/local; \
+	DEMO_PORT=$(DEMO_PORT) ansible-playbook playbooks/testhost.yml -i $(DEMO_INVENTORY); \
 	host=$$(date +%s); \
-	ansible-playbook site.yml -i inventories/local; \
+	ansible-playbook site.yml -i $(DEMO_INVENTORY); \
 	end=$$(date +%s); \
-	echo "==> make demo: test host $$((host - start)) s, site.yml $$((end - host)) s"; \
-	echo "==> open http://127.0.0.1:$(DEMO_PORT)/"
+	echo "==> make demo: test host(s) $$((host - start)) s, site.yml $$((end - host)) s"; \
+	if [ -n "$(CELLS)" ]; then \
+	  token=$$(docker exec tmpnb-demo-front sed -n 's/^FRONT_STATUS_TOKEN=//p' /etc/tmpnb-front/status.env); \
+	  echo "==> open http://127.0.0.1:8180/ (the front; cells on :8181 and :8182)"; \
+	  echo "==> status page http://127.0.0.1:8180/status/$$token/"; \
+	else echo "==> open http://127.0.0.1:$(DEMO_PORT)/"; fi
 
 demo-down: venv
-	ansible-playbook playbooks/testhost.yml -i inventories/local -e testhost_state=absent
+	ansible-playbook playbooks/testhost.yml -i $(DEMO_INVENTORY) -e testhost_state=absent
 
 test:
 	@rm -f .cache/timings.txt

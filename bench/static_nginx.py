@@ -56,6 +56,7 @@ def render_site(
     upstream: str,
     trees: list[dict[str, str]] | None = None,
     access_log: Path | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> str:
     """roles/nginx_static's site template with the role's defaults and this bench's paths/ports.
     TREES: the role's placed trees ({prefix, path, dest}, reverse order of prefix, as
@@ -73,6 +74,7 @@ def render_site(
         ansible_managed="rendered by bench/static.py from roles/nginx_static",
         __nginx_static_ipv6={"stat": {"exists": False}},
     )
+    values.update(overrides or {})
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True
     )  # nginx config, not HTML
@@ -84,14 +86,19 @@ class Nginx:
     """Debian's nginx binary as a foreground process of this bench."""
 
     def __init__(
-        self, workdir: Path, static_dir: Path, upstream: str, trees: list[dict[str, str]] | None = None
+        self,
+        workdir: Path,
+        static_dir: Path,
+        upstream: str,
+        trees: list[dict[str, str]] | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> None:
         self.dir = workdir / "nginx"
         (self.dir / "tmp").mkdir(parents=True)
         self.port = free_port()
         nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1048576)
         (self.dir / "tmpnb.conf").write_text(
-            render_site(static_dir, self.port, upstream, trees, self.dir / "access.log")
+            render_site(static_dir, self.port, upstream, trees, self.dir / "access.log", overrides)
         )
         (self.dir / "nginx.conf").write_text(
             MAIN_CONF.format(dir=self.dir, nofile=nofile, connections=min(16384, nofile // 2))

@@ -7,7 +7,9 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,56 @@ def test_nginx_serves_each_static_tree_from_its_own_copy(workdir: Path) -> None:
         assert themes.status_code == 502  # rewritten by the server: never from a copy
     finally:
         nginx.stop()
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """An upstream that answers every request with the X-Real-IP nginx sent it."""
+
+    def _answer(self) -> None:
+        body = (self.headers.get("X-Real-IP") or "").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("spawn_from", "seen"),
+    [
+        # A single host (the default): the peer is the visitor, a client's own X-Real-IP is ignored.
+        ([], "127.0.0.1"),
+        # A cell behind a front at 127.0.0.1: the front's X-Real-IP is the visitor.
+        (["127.0.0.1", "10.0.0.0/24", "fd00::10"], "203.0.113.9"),
+    ],
+)
+def test_a_cell_believes_x_real_ip_only_from_its_front(
+    workdir: Path, spawn_from: list[str], seen: str
+) -> None:
+    """nginx_static_spawn_from: the site's geo/realip blocks pass `nginx -t`, spawns from the front
+    (and loopback) reach the orchestrator with the visitor's address."""
+    (workdir / "static" / "current" / "files").mkdir(parents=True)
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    nginx = Nginx(
+        workdir,
+        workdir / "static",
+        f"127.0.0.1:{upstream.server_address[1]}",
+        overrides={"nginx_static_spawn_from": spawn_from},
+    )
+    nginx.start()
+    try:
+        for path in ("/spawn", "/api/spawn"):
+            res = requests.post(
+                f"http://127.0.0.1:{nginx.port}{path}", headers={"X-Real-IP": "203.0.113.9"}, timeout=5
+            )
+            assert (res.status_code, res.text) == (200, seen), path
+        log = (nginx.dir / "access.log").read_text()
+        assert log.splitlines()[-1].startswith(seen + " "), log
+    finally:
+        nginx.stop()
+        upstream.shutdown()
