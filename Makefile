@@ -12,11 +12,12 @@ CHP_VERSION := 5.3.0
 TIMED       := scripts/timed.sh
 SCENARIOS   ?= --all
 
-.PHONY: help test venv engine base-image notebook-image notebook7-image chp lint pytest molecule bench bench-strata nginx demo demo-down browser clean
+.PHONY: help test venv engine base-image notebook-image notebook7-image chp lint pytest molecule bench bench-strata nginx demo demo-down redeploy browser clean
 
 help:
 	@echo "make demo       deploy the whole stack onto a local disposable test host; prints the URL"
 	@echo "make demo-down  remove that host"
+	@echo "make redeploy IMAGE=<name>  switch the demo host's notebook image, losing nobody (and back)"
 	@echo "make test       lint, Python tests (unit + integration), every Molecule scenario"
 	@echo "make bench      benchmarks (writes bench/results/); one of them: make bench BENCH=static"
 	@echo "make bench-strata  only the Strata reproduction (bench/results/strata.json)"
@@ -86,6 +87,15 @@ demo: venv engine base-image notebook-image notebook7-image
 	end=$$(date +%s); \
 	echo "==> make demo: test host $$((host - start)) s, site.yml $$((end - host)) s"; \
 	echo "==> open http://127.0.0.1:$(DEMO_PORT)/"
+
+# Switch the demo host's notebook image (one of tmpnb_images in inventories/local) without losing a
+# visitor; a rollback is the same command with the previous image.
+IMAGE ?=
+redeploy: venv notebook-image notebook7-image
+	@test -n "$(IMAGE)" || { echo "usage: make redeploy IMAGE=<one of tmpnb_images in inventories/local>"; exit 2; }
+	@start=$$(date +%s); \
+	ansible-playbook playbooks/redeploy.yml -i inventories/local -e tmpnb_image=$(IMAGE); \
+	echo "==> make redeploy: $(IMAGE) in $$(( $$(date +%s) - start )) s"
 
 demo-down: venv
 	ansible-playbook playbooks/testhost.yml -i inventories/local -e testhost_state=absent

@@ -1,5 +1,5 @@
 """Static offload: the notebook page's largest static file served by nginx from the copy that
-scripts/extract_static.py made of the real notebook image, against the same file through CHP and
+roles/nginx_static/files/extract_static made of the real notebook image, against the same file through CHP and
 the notebook container, side by side in one run, with CHP's open descriptors during each.
 
     python -m bench static [--clients 32] [--duration 10]
@@ -95,15 +95,15 @@ def render_site(
     access_log: Path | None = None,
 ) -> str:
     """roles/nginx_static's site template with the role's defaults and this bench's paths/ports.
-    TREES: the role's placed trees ({prefix, path, dest}, reverse order of prefix, as
-    tasks/main.yml sets them); default its one tree static/ in STATIC_DIR."""
+    TREES: the role's placed trees ({prefix, name, dest}, reverse order of prefix, as
+    tasks/main.yml sets them); default its one tree static/ in STATIC_DIR (linked as
+    STATIC_DIR/images/<key>/static by the extractor's --images-dir)."""
     values: dict[str, Any] = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     values.update(
         nginx_static_image=NOTEBOOK_IMAGE,
         nginx_static_dir=str(static_dir),
         # The role's placement of its default one tree (tasks/main.yml).
-        __nginx_static_trees=trees
-        or [{"prefix": "static/", "path": values["nginx_static_path_in_image"], "dest": str(static_dir)}],
+        __nginx_static_locations=trees or [{"prefix": "static/", "name": "static", "dest": str(static_dir)}],
         nginx_static_http_port=http_port,
         nginx_static_access_log=str(access_log or static_dir.parent / "access.log"),
         nginx_static_upstream=upstream,
@@ -269,15 +269,16 @@ def main(argv: list[str] | None = None) -> int:
         os.chmod(workdir, 0o755)  # nginx's workers (user nobody) read the copy under it
         static_dir = workdir / "static"
         t0 = time.monotonic()
-        script = ROOT / "scripts" / "extract_static.py"
+        script = ROLE / "files" / "extract_static"
+        argv = [sys.executable, str(script), "--image", NOTEBOOK_IMAGE, "--dest", str(static_dir)]
         done = subprocess.run(
-            [sys.executable, str(script), "--image", NOTEBOOK_IMAGE, "--dest", str(static_dir)],
+            [*argv, "--images-dir", str(static_dir / "images"), "--tree", "static"],
             capture_output=True,
             text=True,
             check=False,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"scripts/extract_static.py failed: {done.stderr.strip()}")
+            raise RuntimeError(f"roles/nginx_static/files/extract_static failed: {done.stderr.strip()}")
         extract_s = time.monotonic() - t0
         port = free_port()
         chp = CHP(workdir, port)

@@ -276,7 +276,9 @@ def capacity_plan(host: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str
     image_mb = _int("plan_image_mb", v["plan_image_mb"])
     images = _int("plan_images_kept", v["plan_images_kept"], 1)
     static_mb = _int("plan_static_mb", v["plan_static_mb"])
-    copies = _int("nginx_static_keep", v["nginx_static_keep"]) + 1
+    # the configured image's copy, the previous image's while its visitors stay (a redeploy), and
+    # nginx_static_keep more
+    copies = _int("nginx_static_keep", v["nginx_static_keep"]) + 2
     disk_needed = math.ceil(images * image_mb + copies * static_mb + capacity * log_mb)
 
     price = _num("plan_price_month", v["plan_price_month"])
@@ -398,7 +400,7 @@ def capacity_problems(plan: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"disk: {disk['free_mb']} MB free under /var/lib/docker ({where}) but images "
             f"{disk['images_mb']} MB (plan_images_kept x plan_image_mb) + static copies "
-            f"{disk['static_mb']} MB (nginx_static_keep + 1 x plan_static_mb) + {mem['capacity']} visitors x "
+            f"{disk['static_mb']} MB (nginx_static_keep + 2 x plan_static_mb) + {mem['capacity']} visitors x "
             f"{disk['per_visitor_mb']:g} MB of logs (docker_log_max_size x docker_log_max_file) "
             f"need {disk['needed_mb']} MB"
         )

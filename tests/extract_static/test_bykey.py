@@ -73,3 +73,24 @@ def test_a_key_directory_stays_while_another_tree_of_it_is_linked(
 def test_bad_layout_arguments_are_named(args: list[str], message: str) -> None:
     proc = run("--image", "whatever", *args)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_prune_only_removes_a_tree_the_configured_image_does_not_have(
+    images: dict[str, str], tmp_path: Path
+) -> None:
+    """The timer's run (--prune-only): the configured image (v2 here) may have no copy of this tree
+    at all; v1's copy, its link and `current` go once no container runs v1, and nothing is extracted."""
+    dest, by_key = tmp_path / "static", tmp_path / "images"
+    layout = ("--images-dir", str(by_key), "--tree", "static")
+    extract(images["v1"], dest, *layout)
+    prune = ("--prune-only", "--keep", "0", "--keep-in-use", *layout)
+    with a_container(images["v1"], "prune"):
+        kept = extract(images["v2"], dest, *prune)
+        assert kept["changed"] is False and (by_key / _key(images["v1_id"]) / "static").is_symlink()
+    assert extract(images["v2"], dest, *prune, "--check")["removed"] == [
+        images["v1_id"].removeprefix("sha256:")
+    ]
+    gone = extract(images["v2"], dest, *prune)
+    assert gone["changed"] is True and gone["unlinked"] == [_key(images["v1_id"])]
+    assert sorted(p.name for p in dest.iterdir()) == [".lock"]  # no copy of v2 made, current gone
+    assert not (by_key / _key(images["v1_id"])).exists()

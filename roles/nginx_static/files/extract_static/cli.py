@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "switched": False,
         "removed": [],
     }
+    if args.prune_only:
+        return _changed(prune_only(args, dest, name, protected, result))
     if args.check:
         exists = dest.is_dir()
         result["extracted"] = not (exists and is_complete(dest / name, full_id))
@@ -88,6 +90,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.images_dir:
             result["unlinked"] = unlink_pruned(Path(args.images_dir), args.tree)
     return _changed(result)
+
+
+def prune_only(
+    args: argparse.Namespace, dest: Path, name: str, protected: set[str], result: dict[str, Any]
+) -> dict[str, Any]:
+    """Remove the copies (and links) of images no container runs, the configured image's (NAME)
+    kept; `current` is not kept for itself: the configured image may have no such tree at all."""
+    if not dest.is_dir():
+        return result
+    if args.check:
+        result["removed"] = plan_prune(dest, args.keep, protected, name, args.keep_in_use)
+        if args.images_dir:
+            result["unlinked"] = [p.parent.name for p in stale_links(Path(args.images_dir), args.tree)]
+        return result
+    with locked(dest):
+        for old in plan_prune(dest, args.keep, protected, name, args.keep_in_use):
+            shutil.rmtree(dest / old)
+            result["removed"].append(old)
+        if (dest / CURRENT).is_symlink() and not (dest / CURRENT).exists():
+            (dest / CURRENT).unlink()
+        if args.images_dir:
+            result["unlinked"] = unlink_pruned(Path(args.images_dir), args.tree)
+    return result
 
 
 def _changed(result: dict[str, Any]) -> dict[str, Any]:
@@ -139,6 +164,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--tree", default="", metavar="NAME", help="the link's name under --images-dir (e.g. static_notebook)"
+    )
+    parser.add_argument(
+        "--prune-only",
+        action="store_true",
+        help="extract nothing: remove the copies of images no container runs (--image's kept)",
     )
     parser.add_argument("--check", action="store_true", help="say what would change; change nothing")
     args = parser.parse_args(argv)
