@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 import threading
@@ -190,15 +191,18 @@ def roll(host, old: str, new: str) -> None:
 
     stream = Stream(before, list(files)).start()
     started = time.monotonic()
-    run = run_playbook("redeploy.yml", extra={"tmpnb_image": new})
+    # the inventory directory: its links put the host in the `tmpnb` group with the local group_vars
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    run = run_playbook("redeploy.yml", "-i", inventory, extra={"tmpnb_image": new})
     took = time.monotonic() - started
     time.sleep(2)  # the stream goes on a moment after the switch
     stream.stop()
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     said = re.search(r"redeploy to \S+ took ([\d.]+) s", run.stdout)
+    assert said, "the playbook did not run the redeploy: " + run.stdout[-2000:]
     print(
         f"\n[figure] redeploy {old} -> {new}: {took:.1f} s (the playbook says "
-        f"{said.group(1) if said else '?'} s); the visitor's stream: {stream.requests} requests, "
+        f"{said.group(1)} s); the visitor's stream: {stream.requests} requests, "
         f"{len(stream.failures)} failed"
     )
     assert stream.requests > 20, "the stream barely ran"
