@@ -94,3 +94,16 @@ def test_prune_only_removes_a_tree_the_configured_image_does_not_have(
     assert gone["changed"] is True and gone["unlinked"] == [_key(images["v1_id"])]
     assert sorted(p.name for p in dest.iterdir()) == [".lock"]  # no copy of v2 made, current gone
     assert not (by_key / _key(images["v1_id"])).exists()
+
+
+def test_a_copy_younger_than_min_age_is_not_pruned(images: dict[str, str], tmp_path: Path) -> None:
+    """A redeploy copies the new image out before the orchestrator runs it: a timer run meanwhile
+    (the previous image still configured) must leave the new copy alone. Seen on the demo host: the
+    classic image's copy was pruned seconds after it was made."""
+    dest, by_key = tmp_path / "static", tmp_path / "images"
+    layout = ("--images-dir", str(by_key), "--tree", "static")
+    extract(images["v2"], dest, *layout)  # the new image, copied out first
+    prune = ("--prune-only", "--keep", "0", "--keep-in-use", *layout)
+    kept = extract(images["v1"], dest, *prune, "--min-age", "600")  # the old image still configured
+    assert kept["removed"] == [] and (by_key / _key(images["v2_id"]) / "static").is_symlink()
+    assert extract(images["v1"], dest, *prune)["removed"] == [images["v2_id"].removeprefix("sha256:")]

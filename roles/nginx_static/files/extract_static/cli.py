@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["extracted"] = not (exists and is_complete(dest / name, full_id))
         result["switched"] = not exists or current_target(dest) != name
         if exists:
-            result["removed"] = plan_prune(dest, args.keep, protected, name, args.keep_in_use)
+            result["removed"] = plan_prune(dest, args.keep, protected, name, args.keep_in_use, args.min_age)
         if args.images_dir:
             result["linked"] = not is_linked(Path(args.images_dir), args.tree, dest, name)
             result["unlinked"] = [p.parent.name for p in stale_links(Path(args.images_dir), args.tree)]
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["switched"] = True
         if args.images_dir:  # linked before anything is pruned: nginx never loses the copy in use
             result["linked"] = link_copy(Path(args.images_dir), args.tree, dest, name)
-        for old in plan_prune(dest, args.keep, protected, name, args.keep_in_use):
+        for old in plan_prune(dest, args.keep, protected, name, args.keep_in_use, args.min_age):
             shutil.rmtree(dest / old)
             result["removed"].append(old)
         if args.images_dir:
@@ -100,12 +100,12 @@ def prune_only(
     if not dest.is_dir():
         return result
     if args.check:
-        result["removed"] = plan_prune(dest, args.keep, protected, name, args.keep_in_use)
+        result["removed"] = plan_prune(dest, args.keep, protected, name, args.keep_in_use, args.min_age)
         if args.images_dir:
             result["unlinked"] = [p.parent.name for p in stale_links(Path(args.images_dir), args.tree)]
         return result
     with locked(dest):
-        for old in plan_prune(dest, args.keep, protected, name, args.keep_in_use):
+        for old in plan_prune(dest, args.keep, protected, name, args.keep_in_use, args.min_age):
             shutil.rmtree(dest / old)
             result["removed"].append(old)
         if (dest / CURRENT).is_symlink() and not (dest / CURRENT).exists():
@@ -166,6 +166,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tree", default="", metavar="NAME", help="the link's name under --images-dir (e.g. static_notebook)"
     )
     parser.add_argument(
+        "--min-age",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="never remove a copy written less than SECONDS ago (default 0)",
+    )
+    parser.add_argument(
         "--prune-only",
         action="store_true",
         help="extract nothing: remove the copies of images no container runs (--image's kept)",
@@ -174,6 +181,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.keep < 0:
         parser.error(f"--keep must be 0 or more, got {args.keep}")
+    if args.min_age < 0:
+        parser.error(f"--min-age must be 0 or more, got {args.min_age:g}")
     if args.max_files < 1 or args.max_bytes < 1:
         parser.error("--max-files and --max-bytes must be 1 or more")
     if not args.image.strip():

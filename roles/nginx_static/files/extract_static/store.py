@@ -168,11 +168,16 @@ def _extracted_at(directory: Path) -> float:
         return 0.0
 
 
-def plan_prune(dest: Path, keep: int, protected: set[str], current: str | None, in_use: bool) -> list[str]:
+def plan_prune(
+    dest: Path, keep: int, protected: set[str], current: str | None, in_use: bool, min_age: float = 0
+) -> list[str]:
     """Old copies to remove: all but the `keep` newest, never current, never a protected image,
-    nor (in_use) an image a container was created from: the engine is asked only when some copy
-    would otherwise go, so a run with nothing to prune never lists every container."""
+    never one written less than MIN_AGE seconds ago (a redeploy's new copy before the orchestrator
+    runs its image), nor (in_use) an image a container was created from: the engine is asked only
+    when some copy would otherwise go, so a run with nothing to prune never lists every container."""
+    now = time.time()
     versions = [p for p in dest.iterdir() if p.is_dir() and not p.is_symlink() and _IMAGE_DIR.match(p.name)]
+    versions = [p for p in versions if now - _extracted_at(p) >= min_age]
     versions.sort(key=_extracted_at, reverse=True)
     old = [p.name for p in versions if p.name != current]
     removable = [n for n in old[keep:] if not any(n.startswith(k) for k in protected)]
