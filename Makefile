@@ -11,11 +11,12 @@ PYTHON      ?= python3
 CHP_VERSION := 5.3.0
 TIMED       := scripts/timed.sh
 
-.PHONY: help test venv engine base-image notebook-image notebook7-image chp lint pytest molecule bench bench-strata nginx demo demo-down browser clean
+.PHONY: help test venv engine base-image notebook-image notebook7-image chp lint pytest molecule bench bench-strata nginx demo demo-down redeploy browser clean
 
 help:
 	@echo "make demo       deploy the whole stack onto a local disposable test host; prints the URL"
 	@echo "make demo-down  remove that host"
+	@echo "make redeploy IMAGE=<name>  switch the demo host's notebook image, losing nobody (and back)"
 	@echo "make test       lint, Python tests (unit + integration), every Molecule scenario"
 	@echo "make bench      benchmarks (writes bench/results/); one of them: make bench BENCH=static"
 	@echo "make bench-strata  only the Strata reproduction (bench/results/strata.json)"
@@ -97,6 +98,15 @@ demo: venv engine base-image notebook-image notebook7-image
 	  echo "==> open http://127.0.0.1:8180/ (the front; cells on :8181 and :8182)"; \
 	  echo "==> status page http://127.0.0.1:8180/status/$$token/"; \
 	else echo "==> open http://127.0.0.1:$(DEMO_PORT)/"; fi
+
+# Switch the demo host's notebook image (one of tmpnb_images in inventories/local) without losing a
+# visitor; a rollback is the same command with the previous image.
+IMAGE ?=
+redeploy: venv notebook-image notebook7-image
+	@test -n "$(IMAGE)" || { echo "usage: make redeploy IMAGE=<one of tmpnb_images in inventories/local>"; exit 2; }
+	@start=$$(date +%s); \
+	ansible-playbook playbooks/redeploy.yml -i inventories/local -e tmpnb_image=$(IMAGE); \
+	echo "==> make redeploy: $(IMAGE) in $$(( $$(date +%s) - start )) s"
 
 demo-down: venv
 	ansible-playbook playbooks/testhost.yml -i $(DEMO_INVENTORY) -e testhost_state=absent

@@ -1,5 +1,5 @@
 """Static offload: the notebook page's largest static file served by nginx from the copy that
-scripts/extract_static.py made of the real notebook image, against the same file through CHP and
+roles/nginx_static/files/extract_static made of the real notebook image, against the same file through CHP and
 the notebook container, side by side in one run, with CHP's open descriptors during each.
 
     python -m bench static [--clients 32] [--duration 10]
@@ -35,8 +35,8 @@ from typing import Any
 import aiohttp
 import docker
 
-from bench.record import ROOT, Proc, header, pct, positive, write
-from bench.static_nginx import Nginx
+from bench.record import Proc, header, pct, positive, write
+from bench.static_nginx import ROLE, Nginx
 from testsupport.stack import (
     CHP,
     NOTEBOOK6,
@@ -147,15 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         os.chmod(workdir, 0o755)  # nginx's workers (user nobody) read the copy under it
         static_dir = workdir / "static"
         t0 = time.monotonic()
-        script = ROOT / "scripts" / "extract_static.py"
+        script = ROLE / "files" / "extract_static"
+        argv = [sys.executable, str(script), "--image", NOTEBOOK_IMAGE, "--dest", str(static_dir)]
         done = subprocess.run(
-            [sys.executable, str(script), "--image", NOTEBOOK_IMAGE, "--dest", str(static_dir)],
+            [*argv, "--images-dir", str(static_dir / "images"), "--tree", "static"],
             capture_output=True,
             text=True,
             check=False,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"scripts/extract_static.py failed: {done.stderr.strip()}")
+            raise RuntimeError(f"roles/nginx_static/files/extract_static failed: {done.stderr.strip()}")
         extract_s = time.monotonic() - t0
         port = free_port()
         chp = CHP(workdir, port)

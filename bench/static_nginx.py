@@ -59,15 +59,15 @@ def render_site(
     overrides: dict[str, Any] | None = None,
 ) -> str:
     """roles/nginx_static's site template with the role's defaults and this bench's paths/ports.
-    TREES: the role's placed trees ({prefix, path, dest}, reverse order of prefix, as
-    tasks/main.yml sets them); default its one tree static/ in STATIC_DIR."""
+    TREES: the role's placed trees ({prefix, name, dest}, reverse order of prefix, as
+    tasks/main.yml sets them); default its one tree static/ in STATIC_DIR (linked as
+    STATIC_DIR/images/<key>/static by the extractor's --images-dir)."""
     values: dict[str, Any] = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     values.update(
         nginx_static_image=NOTEBOOK_IMAGE,
         nginx_static_dir=str(static_dir),
         # The role's placement of its default one tree (tasks/main.yml).
-        __nginx_static_trees=trees
-        or [{"prefix": "static/", "path": values["nginx_static_path_in_image"], "dest": str(static_dir)}],
+        __nginx_static_locations=trees or [{"prefix": "static/", "name": "static", "dest": str(static_dir)}],
         nginx_static_http_port=http_port,
         nginx_static_access_log=str(access_log or static_dir.parent / "access.log"),
         nginx_static_upstream=upstream,

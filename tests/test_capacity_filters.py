@@ -56,7 +56,7 @@ def test_the_onmetal_host_by_hand() -> None:
     }
     assert plan["neighbours"] == {"needed": 1001, "gc_thresh2": 2048, "gc_thresh3": 4096}
     # 2 images x 2048 MB + 3 static copies x 64 MB + 1000 visitors x (10 MB x 3 log files).
-    assert plan["disk"]["needed_mb"] == 4096 + 192 + 30000
+    assert plan["disk"]["needed_mb"] == 4096 + 128 + 30000
     # $1,600 / 1000 users = $1.60 per user per month.
     assert plan["cost"]["per_user_month"] == 1.6
     assert capacity.capacity_problems(plan) == []
@@ -117,7 +117,7 @@ def test_a_host_not_yet_bought_needs_its_size() -> None:
         ({"limits_users": 2000, "plan_nofile_ceiling": 20000}, "set limits_users to at most 1666"),
         ({"limits_nofile": 4096}, "covers 341 users"),
         ({"plan_disk_free_mb": 20000}, "20000 MB free under /var/lib/docker"),
-        ({"plan_disk_free_mb": 20000}, "need 34288 MB"),
+        ({"plan_disk_free_mb": 20000}, "need 34224 MB"),
         ({"plan_distribution": "CentOS", "plan_distribution_version": "7"}, "plan_supported lists Debian 12"),
         ({"plan_distribution_version": "11"}, "Debian 11 (ansible_distribution) is not supported"),
         ({"plan_kernel": "4.19.0-27-amd64"}, "older than plan_kernel_min 5.10"),
@@ -169,11 +169,11 @@ def test_a_host_from_its_facts() -> None:
     local = {"tmpnb_capacity": 6, "tmpnb_pool_size": 2, "limits_users": 6}
     plan = capacity.capacity_plan(host, local)
     assert (plan["memory"]["capacity"], plan["cpu"]["shares"], plan["fds"]["effective"]) == (6, 341, 20000)
-    # 4096 + 192 + 6 x 30 = 4468 MB do not fit 3000 MB free.
+    # 4096 + 128 + 6 x 30 = 4404 MB do not fit 3000 MB free.
     assert capacity.capacity_problems(plan) == [
         "disk: 3000 MB free under /var/lib/docker (/var/lib/docker) but images 4096 MB (plan_images_kept x "
-        "plan_image_mb) + static copies 192 MB (nginx_static_keep + 1 x plan_static_mb) + 6 visitors x 30 MB "
-        "of logs (docker_log_max_size x docker_log_max_file) need 4468 MB"
+        "plan_image_mb) + static copies 128 MB (nginx_static_keep + 2 x plan_static_mb) + 6 visitors x 30 MB "
+        "of logs (docker_log_max_size x docker_log_max_file) need 4404 MB"
     ]
 
 

@@ -74,3 +74,11 @@ def test_the_preflight_loops_over_the_ranges() -> None:
     text = (ROLE / "tasks/preflight.yml").read_text()
     for var in role_vars()["__tmpnb_ranges"]:
         assert not re.search(rf"{var} \| (?:int|float) >= \d", text), f"{var} has a hand-written bound"
+
+
+def test_the_role_reloads_for_the_options_the_orchestrator_reloads() -> None:
+    """roles/tmpnb reloads (SIGHUP) when only these changed, so they must be what a reload applies:
+    one missing restarts for nothing (new visitors refused meanwhile), one too many is not applied."""
+    from tmpnb.config import RELOADABLE
+
+    assert sorted(role_vars()["__tmpnb_reloadable"]) == sorted(RELOADABLE)

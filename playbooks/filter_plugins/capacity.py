@@ -186,7 +186,9 @@ def capacity_plan(host: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str
     image_mb = _int("plan_image_mb", v["plan_image_mb"])
     images = _int("plan_images_kept", v["plan_images_kept"], 1)
     static_mb = _int("plan_static_mb", v["plan_static_mb"])
-    copies = _int("nginx_static_keep", v["nginx_static_keep"]) + 1
+    # the configured image's copy, the previous image's while its visitors stay (a redeploy), and
+    # nginx_static_keep more
+    copies = _int("nginx_static_keep", v["nginx_static_keep"]) + 2
     disk_needed = math.ceil(images * image_mb + copies * static_mb + capacity * log_mb)
 
     price = _num("plan_price_month", v["plan_price_month"])

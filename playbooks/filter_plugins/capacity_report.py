@@ -69,7 +69,7 @@ def capacity_problems(plan: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"disk: {disk['free_mb']} MB free under /var/lib/docker ({where}) but images "
             f"{disk['images_mb']} MB (plan_images_kept x plan_image_mb) + static copies "
-            f"{disk['static_mb']} MB (nginx_static_keep + 1 x plan_static_mb) + {mem['capacity']} visitors x "
+            f"{disk['static_mb']} MB (nginx_static_keep + 2 x plan_static_mb) + {mem['capacity']} visitors x "
             f"{disk['per_visitor_mb']:g} MB of logs (docker_log_max_size x docker_log_max_file) "
             f"need {disk['needed_mb']} MB"
         )

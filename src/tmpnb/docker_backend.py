@@ -137,15 +137,16 @@ class DockerBackend:
             if exc.status != 409:  # created by someone else meanwhile: checked on the next pass
                 raise DockerError(f"creating network {name}: {exc.message}") from exc
 
-    async def image_exists(self, image: str) -> bool:
+    async def image_id(self, image: str) -> str | None:
+        """The image's id (sha256:<hex>); None when the engine does not have it."""
         try:
             async with bounded(f"inspecting image {image}", self.timeout):
-                await self.docker.images.inspect(image)
+                info = await self.docker.images.inspect(image)
         except aiodocker.DockerError as exc:
             if exc.status == 404:
-                return False
+                return None
             raise DockerError(f"inspecting image {image}: {exc.message}") from exc
-        return True
+        return str(info.get("Id", "")) or None
 
     async def list_containers(self, config: Config) -> list[ContainerInfo]:
         """Every container (running or not) labelled as this instance's."""

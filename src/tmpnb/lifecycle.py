@@ -117,7 +117,7 @@ class Lifecycle:
 
     def refill_once(self) -> None:
         rt, c = self.rt, self.rt.config
-        for slot in surplus_pooled(rt.pool, c.pool_size, c.image):
+        for slot in surplus_pooled(rt.pool, c.pool_size, c.image, rt.image_key):
             reason = "rollout" if slot.image != c.image else "surplus"
             self.remove(slot, reason)
         if rt.network_error is not None:  # no container starts on a network that is not isolated
@@ -131,7 +131,7 @@ class Lifecycle:
         for _ in range(
             starts_needed(rt.pool.counts(), c.pool_size, c.capacity, c.max_concurrent_starts, waiting)
         ):
-            user_id = new_user_id()
+            user_id = new_user_id(rt.image_key)
             slot = Slot(user_id, route_path(c.user_path_prefix, user_id), c.image, time.time())
             slot.network = least_full(c.network_names, Counter(s.network for s in rt.pool.slots.values()))
             rt.pool.add(slot)

@@ -22,6 +22,7 @@ from tmpnb.docker_backend import DockerBackend, DockerError
 from tmpnb.docker_spec import ContainerEvent
 from tmpnb.events import EventWatch
 from tmpnb.handout import Full, HandOut, NotRecorded, RateLimited
+from tmpnb.ids import image_key
 from tmpnb.lifecycle import BootError, Lifecycle
 from tmpnb.metrics import Metrics
 from tmpnb.pool import Pool, Slot, State
@@ -132,11 +133,7 @@ class Orchestrator:
         )
         if await self.life.check_network():
             try:
-                if not await rt.docker.image_exists(c.image):
-                    log.error(
-                        "image %s is not present in the Docker engine (tmpnb never pulls): build or load it",
-                        c.image,
-                    )
+                await self.look_up_image_key()
             except (DockerError, OSError) as exc:
                 log.error("docker: %s", exc)
         if rt.docker_ok:
@@ -197,6 +194,15 @@ class Orchestrator:
         await asyncio.sleep(history.interval_s)
 
     # ---- admin ------------------------------------------------------------------------------
+    async def look_up_image_key(self) -> None:
+        """Note the configured image's key for the ids of new containers (tmpnb.ids)."""
+        rt, image = self.runtime, self.config.image
+        full_id = await rt.docker.image_id(image)
+        if full_id is None:
+            log.error("image %s is not in the Docker engine (tmpnb never pulls): build or load it", image)
+        rt.image_key = image_key(full_id) if full_id else None
+        log.info("image %s: id %s, user ids carry key %s", image, full_id, rt.image_key)
+
     async def reload(self) -> list[str]:
         """Re-read the config file (SIGHUP, DELETE /api/pool); apply what can change live."""
         if not self.config_path:
@@ -219,6 +225,10 @@ class Orchestrator:
                 self.runtime.network_checked_at = 0.0
             logging.getLogger().setLevel(self.config.log_level.upper())
             log.info("reload: applied %s", ", ".join(f"{k}={getattr(self.config, k)!r}" for k in live))
+        try:  # the same name may now be another image (re-tagged): looked up at every reload
+            await self.look_up_image_key()
+        except (DockerError, OSError) as exc:
+            log.error("reload: image key not refreshed: %s", exc)
         self.wake()
         return live
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from tmpnb.ids import key_of
+
 
 class State(enum.StrEnum):
     STARTING = "starting"
@@ -105,10 +107,16 @@ def can_ever_serve(counts: Counts, capacity: int) -> bool:
     return counts.starting > 0 or counts.total < capacity
 
 
-def surplus_pooled(pool: Pool, pool_size: int, image: str) -> list[Slot]:
-    """Pooled slots to remove: those of another image (rollout), then the oldest beyond pool_size."""
+def surplus_pooled(pool: Pool, pool_size: int, image: str, key: str | None = None) -> list[Slot]:
+    """Pooled slots to remove: those of another image (rollout; by name, or by image key when the
+    same name now names another image: a re-tagged build), then the oldest beyond pool_size."""
     pooled = sorted(pool.in_state(State.POOLED), key=lambda s: s.created)
-    stale = [s for s in pooled if s.image != image]
-    current = [s for s in pooled if s.image == image]
+
+    def stale(s: Slot) -> bool:
+        slot_key = key_of(s.user_id)
+        return s.image != image or (key is not None and slot_key is not None and slot_key != key)
+
+    old = [s for s in pooled if stale(s)]
+    current = [s for s in pooled if not stale(s)]
     excess = max(0, len(current) - pool_size)
-    return stale + current[:excess]
+    return old + current[:excess]

@@ -31,6 +31,10 @@ class Runtime:
         self.docker_ok = False
         self.network_error: str | None = "not checked yet"  # None: the network is fit for notebooks
         self.network_checked_at = 0.0
+        # first hex characters of config.image's id (tmpnb.ids.image_key), looked up at start and at
+        # each reload: every new user id carries it, so nginx serves that image's static copy.
+        # None (image not there yet): ids without key, static files through CHP.
+        self.image_key: str | None = None
 
     def spawn_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)

@@ -6,7 +6,7 @@ import re
 
 import requests
 
-from testsupport.stack import TOKEN, instance_containers, wait_for
+from testsupport.stack import TOKEN, instance_containers, tiny_image, wait_for
 from tmpnb.docker_spec import bridge_name
 
 
@@ -28,9 +28,11 @@ def test_pool_hand_out_through_chp(make_stack, dclient) -> None:
     resp = orch.spawn(via=chp.url)
     assert resp.status_code == 303, resp.text
     location = resp.headers["Location"]
-    m = re.fullmatch(r"/user/([A-Za-z0-9_-]{16})/tree", location)
+    m = re.fullmatch(r"/user/([0-9a-f]{12})-[A-Za-z0-9_-]{16}/tree", location)
     assert m, location
-    user_id = m.group(1)
+    user_id = location.split("/")[2]
+    # the id carries the key of the image its container runs (nginx picks that image's static copy)
+    assert m.group(1) == dclient.images.get(tiny_image(dclient)).id.removeprefix("sha256:")[:12]
 
     # the user path answers through CHP, served by that user's own container
     nb = requests.get(f"{chp.url}{location}", timeout=5)

@@ -40,8 +40,11 @@ def test_proc_reads_cpu_memory_and_descriptors_of_a_process(tmp_path: Path) -> N
 
 def test_nginx_site_is_the_roles_template_serving_the_copy_and_proxying_the_rest(tmp_path: Path) -> None:
     site = render_site(tmp_path / "static", 8123, "127.0.0.1:8999")
-    assert f"root {tmp_path}/static/current/files;" in site
-    assert "try_files /$1 @chp;" in site  # a file missing from the copy goes on to CHP
+    # the copy of the visitor's own image, chosen by the key in front of the user id
+    assert f"root {tmp_path}/static/images/$tmpnb_key/static;" in site
+    keyed = r"^/user/(?<tmpnb_key>[0-9a-f]{12})-[A-Za-z0-9_-]{16}/static/(?<tmpnb_rest>.*)$"
+    assert f'location ~ "{keyed}"' in site
+    assert "try_files /$tmpnb_rest @chp;" in site  # a file missing from the copy goes on to CHP
     assert "server 127.0.0.1:8999;" in site
     assert "listen 8123 default_server;" in site
     assert "rendered by bench/static.py" in site.splitlines()[0]

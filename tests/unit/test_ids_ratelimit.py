@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from tmpnb import ratelimit
-from tmpnb.ids import ID_BYTES, is_user_id, new_user_id
+from tmpnb.ids import ID_BYTES, image_key, is_user_id, key_of, new_user_id, redact
 from tmpnb.ratelimit import RateLimiter
 
 
@@ -23,6 +23,34 @@ def test_ids_are_random_urlsafe_and_at_least_64_bits() -> None:
     assert all(len({d[k] for d in decoded}) > 200 for k in range(ID_BYTES))
     assert not is_user_id("../etc/passwd")
     assert not is_user_id("short")
+
+
+def test_keyed_ids_carry_the_image_key_and_still_96_random_bits() -> None:
+    key = image_key("sha256:" + "0123456789ab" + "c" * 52)
+    assert key == "0123456789ab"
+    ids = {new_user_id(key) for _ in range(500)}
+    assert len(ids) == 500
+    for i in ids:
+        assert is_user_id(i) and key_of(i) == key
+        prefix, _, random = i.partition("-")
+        assert prefix == key
+        assert len(base64.urlsafe_b64decode(random + "=" * (-len(random) % 4))) == ID_BYTES
+    old = new_user_id()
+    assert is_user_id(old) and key_of(old) is None  # old-style ids stay valid (adoption)
+    assert not is_user_id("0123456789AB-" + old)  # the key is lowercase hex, as nginx's location
+    assert not is_user_id(key + "-" + old[:15])
+    with pytest.raises(ValueError, match="image key"):
+        new_user_id("xyz")
+    with pytest.raises(ValueError, match="not a Docker image id"):
+        image_key("tmpnb-notebook:debian-1")
+
+
+def test_a_keyed_id_is_cut_after_its_key_in_logs() -> None:
+    uid = new_user_id("0123456789ab")
+    shown = uid[:17] + "\u2026"
+    assert redact(uid) == shown
+    text = redact(f"GET /user/{uid}/static/x.js")
+    assert uid not in text and shown in text
 
 
 def test_rate_limiter_sliding_window() -> None:

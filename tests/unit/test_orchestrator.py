@@ -211,3 +211,24 @@ async def test_the_history_loop_samples_in_use(orch: Orchestrator) -> None:
     history = orch.stats()["history"]
     assert history["interval_s"] == 30
     assert [n for _, n in history["in_use"]] == [1]
+
+
+async def test_a_reload_to_another_image_gives_new_ids_its_key(
+    orch: Orchestrator, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGHUP with a new image: the ids of containers started from then on carry the new image's key
+    (nginx serves them that image's static copy); an image the engine lacks: ids without key."""
+    ids = {"nb7": "sha256:" + "a" * 64, "classic": "sha256:" + "b" * 64}
+
+    async def image_id(image: str) -> str | None:
+        return ids.get(image)
+
+    monkeypatch.setattr(orch.docker, "image_id", image_id)
+    monkeypatch.setenv("CONFIGPROXY_AUTH_TOKEN", "chp")
+    config = tmp_path / "tmpnb.toml"
+    orch.config_path = str(config)
+    for image, key in (("nb7", "a" * 12), ("classic", "b" * 12), ("missing", None)):
+        same = "".join(f'{k} = "{v}"\n' for k, v in UNREACHABLE.items())
+        config.write_text(f'image = "{image}"\npool_size = 0\n{same}')
+        await orch.reload()
+        assert orch.config.image == image and orch.runtime.image_key == key

@@ -63,6 +63,18 @@ def test_surplus_removes_stale_images_first_then_oldest_excess() -> None:
     assert surplus == ["old1", "new1", "new2"]
 
 
+def test_surplus_removes_a_re_tagged_images_pooled_slots_by_key() -> None:
+    """Same image name, another image id (a rebuild under the same tag): the key tells them apart;
+    old-style ids (no key) are judged by name only."""
+    pool = Pool()
+    old, new = "a" * 12 + "-" + "x" * 16, "b" * 12 + "-" + "y" * 16
+    pool.add(slot(old, image="nb:1", created=1))
+    pool.add(slot(new, image="nb:1", created=2))
+    pool.add(slot("z" * 16, image="nb:1", created=3))
+    assert [s.user_id for s in surplus_pooled(pool, 4, "nb:1", "b" * 12)] == [old]
+    assert surplus_pooled(pool, 4, "nb:1") == []
+
+
 def test_can_ever_serve() -> None:
     assert can_ever_serve(Counts(in_use=3), 4)
     assert not can_ever_serve(Counts(in_use=4), 4)

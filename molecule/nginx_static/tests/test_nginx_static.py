@@ -15,8 +15,16 @@ import pytest
 SRC = "/root/nginx-static-test/rootfs"
 STATIC_IN_IMAGE = "/usr/lib/python3/dist-packages/notebook/static"
 DEST = "/var/lib/tmpnb-static"
-BASE = "https://127.0.0.1/user/abc123"
+BASE = "https://127.0.0.1/user/abc123"  # a user id without image key: everything goes to CHP
+RANDOM = "Zx9-_qZx9-_qZx9-"  # 16 characters, as the orchestrator's 96 random bits
 CURL = "curl -sk --max-time 10"
+
+
+@pytest.fixture(scope="module")
+def keyed(host) -> str:
+    """A user path as the orchestrator makes it: the image's key (first 12 hex of its id) in front."""
+    image_id = host.check_output("docker image inspect --format '{{.Id}}' tmpnb-test-static:1")
+    return f"https://127.0.0.1/user/{image_id.removeprefix('sha256:')[:12]}-{RANDOM}"
 
 
 def _sha256(host, path: str) -> str:
@@ -53,26 +61,37 @@ def test_nginx_runs_with_a_valid_configuration(host) -> None:
         ("components/jquery/jquery.min.js", f"{SRC}/usr/share/javascript/jquery/jquery.min.js"),
     ],
 )
-def test_static_files_come_from_nginx_byte_identical(host, url_path: str, source: str) -> None:
-    headers = _fetch(host, f"{BASE}/static/{url_path}", "/tmp/static-got")
+def test_static_files_come_from_nginx_byte_identical(host, keyed: str, url_path: str, source: str) -> None:
+    headers = _fetch(host, f"{keyed}/static/{url_path}", "/tmp/static-got")
     assert headers[":status"] == "200"
     assert "x-fake-chp" not in headers, "a static file was answered by the backend, not by nginx"
     assert headers["cache-control"] == "public, max-age=2592000"
     assert _sha256(host, "/tmp/static-got") == _sha256(host, source)
 
 
-def test_static_file_of_another_user_id_is_served_too(host) -> None:
-    headers = _fetch(host, "https://127.0.0.1/user/Zx9-_q/static/base/images/logo.bin", "/tmp/static-other")
+def test_static_file_of_another_user_id_is_served_too(host, keyed: str) -> None:
+    other = keyed.replace(RANDOM, "q" * 16)
+    headers = _fetch(host, f"{other}/static/base/images/logo.bin", "/tmp/static-other")
     assert headers[":status"] == "200" and "x-fake-chp" not in headers
 
 
-def test_file_not_in_the_copy_falls_back_to_chp(host) -> None:
-    headers = _fetch(host, f"{BASE}/static/not/in/the/image.js", "/tmp/fallback")
+@pytest.mark.parametrize(
+    "user", ["abc123", "0123456789ab-" + RANDOM, RANDOM], ids=["no-key", "unknown-key", "old-style-id"]
+)
+def test_an_id_without_a_known_image_key_gets_its_static_files_from_chp(host, user: str) -> None:
+    """No copy to choose (an id made before keys, or an image this host never extracted): the
+    container itself answers, through CHP, so nobody gets another image's files."""
+    headers = _fetch(host, f"https://127.0.0.1/user/{user}/static/base/images/logo.bin", "/tmp/static-nokey")
+    assert "x-fake-chp" in headers
+
+
+def test_file_not_in_the_copy_falls_back_to_chp(host, keyed: str) -> None:
+    headers = _fetch(host, f"{keyed}/static/not/in/the/image.js", "/tmp/fallback")
     assert headers.get("x-fake-chp") == "fake-chp"
     assert "cache-control" not in headers
     assert (
         json.loads(host.file("/tmp/fallback").content_string)["path"]
-        == "/user/abc123/static/not/in/the/image.js"
+        == keyed.removeprefix("https://127.0.0.1") + "/static/not/in/the/image.js"
     )
 
 
@@ -187,4 +206,19 @@ def test_manifest_describes_the_copy_of_the_image(host) -> None:
 
 def test_no_container_is_left_behind(host) -> None:
     assert host.check_output("docker ps -aq --filter label=org.jupyter.tmpnb.extract-static") == ""
-    assert host.file("/usr/local/lib/tmpnb/extract_static.py").mode == 0o755
+    assert host.file("/usr/local/lib/tmpnb/extract_static/__main__.py").mode == 0o644
+
+
+def test_the_copy_is_linked_under_the_image_key_and_the_prune_timer_runs(host, keyed: str) -> None:
+    image_id = host.check_output("docker image inspect --format '{{.Id}}' tmpnb-test-static:1")
+    key = image_id.removeprefix("sha256:")[:12]
+    assert (
+        host.file(f"{DEST}/images/{key}/static").linked_to
+        == f"{DEST}/{image_id.removeprefix('sha256:')}/files"
+    )
+    assert host.service("tmpnb-static-prune.timer").is_enabled
+    assert host.run("systemctl is-active tmpnb-static-prune.timer").stdout.strip() == "active"
+    # a run of the pruning service keeps the configured image's copy (no container runs it here)
+    run = host.run("systemctl start tmpnb-static-prune.service")
+    assert run.rc == 0, run.stderr
+    assert host.file(f"{DEST}/images/{key}/static").exists

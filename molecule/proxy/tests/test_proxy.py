@@ -201,6 +201,8 @@ def test_a_visitors_path_is_not_logged(host, target):
     """At CHP's info level every route added and every response is logged with its URL: the whole
     user path, a visitor's only credential, in the journal of every request they make."""
     uid = secrets.token_urlsafe(12)
+    # CHP passes the whole path on: the target serves the file under the visitor's path
+    host.run_expect([0], f"cp -r /srv/tmpnb-proxy-test/user/test /srv/tmpnb-proxy-test/user/{uid}")
     secret = token(host)
     route = f"http://127.0.0.1:8001/api/routes/user/{uid}"
     assert http(host, "POST", route, secret, json.dumps({"target": target}))[0] == 201
