@@ -29,16 +29,22 @@ def workdir() -> Iterator[Path]:
         yield Path(tmp)
 
 
+KEY = "0123456789ab"  # the image key a user id starts with (tmpnb.ids): which image's copy nginx reads
+
+
 def test_nginx_serves_the_copy_and_passes_the_rest_to_its_upstream(workdir: Path) -> None:
-    files = workdir / "static" / "current" / "files" / "notebook" / "js"
+    files = workdir / "static" / "images" / KEY / "static" / "notebook" / "js"
     files.mkdir(parents=True)
     (files / "main.min.js").write_text("console.log('from the copy');\n")
     os.chmod(files / "main.min.js", 0o644)
+    for directory in (workdir / "static").rglob("*"):
+        if directory.is_dir():
+            os.chmod(directory, 0o755)
     upstream = free_port()  # nothing listens there: a request nginx passes on fails with 502
     nginx = Nginx(workdir, workdir / "static", f"127.0.0.1:{upstream}")
     nginx.start()
     try:
-        base = f"http://127.0.0.1:{nginx.port}/user/AbCdEfGhIjKlMnOp/static"
+        base = f"http://127.0.0.1:{nginx.port}/user/{KEY}-AbCdEfGhIjKlMnOp/static"
         copy = requests.get(f"{base}/notebook/js/main.min.js?v=123", timeout=5)
         assert copy.status_code == 200
         assert copy.text == "console.log('from the copy');\n"
@@ -46,6 +52,10 @@ def test_nginx_serves_the_copy_and_passes_the_rest_to_its_upstream(workdir: Path
         assert nginx.fds() > 0
         missing = requests.get(f"{base}/notebook/js/other.js", timeout=5)
         assert missing.status_code == 502  # went on to the upstream (CHP in the bench)
+        # another image's key, an id without key: the container's own files, through CHP
+        for user in ("ba9876543210-AbCdEfGhIjKlMnOp", "AbCdEfGhIjKlMnOp"):
+            other = requests.get(f"http://127.0.0.1:{nginx.port}/user/{user}/static/notebook/js/main.min.js")
+            assert other.status_code == 502, user
     finally:
         nginx.stop()
     assert nginx.proc is not None and nginx.proc.poll() is not None
@@ -53,29 +63,33 @@ def test_nginx_serves_the_copy_and_passes_the_rest_to_its_upstream(workdir: Path
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventories" / "local" / "group_vars" / "tmpnb.yml"
+NOTEBOOK7 = "tmpnb-notebook7:1"
+
+
+def demo_trees() -> list[dict[str, str]]:
+    """The Notebook 7 image's static trees in inventories/local's catalogue (tmpnb_images)."""
+    return yaml.safe_load(INVENTORY.read_text())["tmpnb_images"][NOTEBOOK7]["static_trees"]
+
+
 STATIC_TREES = ROOT / "roles" / "tmpnb" / "files" / "notebook7" / "static_trees.json"
 
 
 def placed(trees: list[dict[str, str]], static_dir: Path) -> list[dict[str, str]]:
-    """roles/nginx_static's placement (tasks/main.yml): static/ in the directory itself, the others
-    under trees/<prefix, / as _>; reverse order of prefix."""
-    return [
-        {
-            **t,
-            "dest": str(
-                static_dir
-                if t["prefix"] == "static/"
-                else static_dir / "trees" / t["prefix"][:-1].replace("/", "_")
-            ),
-        }
-        for t in sorted(trees, key=lambda t: t["prefix"], reverse=True)
-    ]
+    """roles/nginx_static's placement (tasks/main.yml): each tree's name (its prefix, / as _) under
+    images/<key>/, static/ copied into the directory itself, the others under trees/<name>; reverse
+    order of prefix."""
+    out = []
+    for t in sorted(trees, key=lambda t: t["prefix"], reverse=True):
+        name = t["prefix"][:-1].replace("/", "_")
+        dest = static_dir if t["prefix"] == "static/" else static_dir / "trees" / name
+        out.append({**t, "name": name, "dest": str(dest)})
+    return out
 
 
 def test_the_demo_serves_every_directory_tree_of_notebook7_but_the_rewritten_themes() -> None:
-    """inventories/local's nginx_static_trees is static_trees.json (found from the image) less the
+    """inventories/local's Notebook 7 static_trees are static_trees.json (found from the image) less the
     trees the server rewrites and the single-file prefixes."""
-    trees = yaml.safe_load(INVENTORY.read_text())["nginx_static_trees"]
+    trees = demo_trees()
     found = json.loads(STATIC_TREES.read_text())["trees"]
     expected = {(t["prefix"], t["dirs"][0]) for t in found if t["prefix"].endswith("/") and not t["rewrites"]}
     assert {(t["prefix"], t["path"]) for t in trees} == expected
@@ -84,10 +98,10 @@ def test_the_demo_serves_every_directory_tree_of_notebook7_but_the_rewritten_the
 def test_nginx_serves_each_static_tree_from_its_own_copy(workdir: Path) -> None:
     """Notebook 7's trees: a nested prefix (static/notebook/) is served from its own copy, not looked
     for in the copy of static/; a file missing from a copy still goes on to the upstream."""
-    trees = yaml.safe_load(INVENTORY.read_text())["nginx_static_trees"]
+    trees = demo_trees()
     layout = placed(trees, workdir / "static")
     for tree in layout:
-        files = Path(tree["dest"]) / "current" / "files"
+        files = workdir / "static" / "images" / KEY / tree["name"]
         files.mkdir(parents=True, exist_ok=True)
         (files / "probe.js").write_text(f"// {tree['prefix']}\n")
         os.chmod(files / "probe.js", 0o644)
@@ -97,7 +111,7 @@ def test_nginx_serves_each_static_tree_from_its_own_copy(workdir: Path) -> None:
     nginx = Nginx(workdir, workdir / "static", f"127.0.0.1:{free_port()}", trees=layout)
     nginx.start()
     try:
-        user = f"http://127.0.0.1:{nginx.port}/user/AbCdEfGhIjKlMnOp"
+        user = f"http://127.0.0.1:{nginx.port}/user/{KEY}-AbCdEfGhIjKlMnOp"
         for tree in trees:
             got = requests.get(f"{user}/{tree['prefix']}probe.js?v=1", timeout=5)
             assert (got.status_code, got.text) == (200, f"// {tree['prefix']}\n"), tree["prefix"]
