@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -190,7 +191,24 @@ def container_gone(host, visitor: Visitor) -> bool:
     return host.check_output(f"docker ps -aq --filter label=tmpnb.user_path={visitor.user_path}") == ""
 
 
-def roll(host, old: str, new: str) -> None:
+def new_wheel(directory: Path) -> Path:
+    """The orchestrator as another wheel (other bytes, same version: what a fix release brings to
+    the host): the redeploy installs it and restarts the orchestrator, which adopts every container."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(directory),
+         os.environ["MOLECULE_PROJECT_DIRECTORY"]],
+        env={**os.environ, "SOURCE_DATE_EPOCH": "946684800"},  # not prepare.yml's snapshot's
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return next(directory.glob("tmpnb-*-py3-none-any.whl"))
+
+
+def orchestrator_pid(host) -> str:
+    return host.check_output("systemctl show --property MainPID --value tmpnb.service")
+
+
+def roll(host, old: str, new: str, wheel: Path | None = None) -> None:
     site = published_site(host)
     before = spawn(host, site)  # the visitor of the old image
     assert before.user_id.startswith(key_of(host, old) + "-"), before.user_id
@@ -200,12 +218,14 @@ def roll(host, old: str, new: str) -> None:
     expected = image_sha256(host, old, list(files.values()))
     assert served(host, before, files) == {u: expected[p] for u, p in files.items()}
     nginx_pid = nginx_master_pid(host)
+    orchestrator = orchestrator_pid(host)
 
     stream = Stream(before, list(files)).start()
     started = time.monotonic()
     # the inventory directory: its links put the host in the `tmpnb` group with the local group_vars
     inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
-    run = run_playbook("redeploy.yml", "-i", inventory, extra={"tmpnb_image": new})
+    extra = {"tmpnb_image": new, **({"tmpnb_wheel": str(wheel)} if wheel else {})}
+    run = run_playbook("redeploy.yml", "-i", inventory, extra=extra)
     took = time.monotonic() - started
     time.sleep(2)  # the stream goes on a moment after the switch
     stream.stop()
@@ -221,6 +241,11 @@ def roll(host, old: str, new: str) -> None:
     assert stream.requests > 20, "the stream barely ran"
     assert stream.failures == [], stream.failures[:10]
     assert nginx_master_pid(host) == nginx_pid, "nginx was restarted (a reload keeps its master)"
+    if wheel:  # a new orchestrator: restarted, and it adopted the visitor's container (below)
+        assert orchestrator_pid(host) != orchestrator, "the new wheel did not restart the orchestrator"
+        print(f"[figure] the redeploy also installed a new orchestrator wheel ({wheel.name}): restarted")
+    else:  # a new image only: a SIGHUP reload, the same process
+        assert orchestrator_pid(host) == orchestrator, "the orchestrator was restarted for an image change"
 
     # The old visitor: same kernel, same state, still their own image's files from nginx.
     assert execute(before, kernel, "print(x + 1)").strip() == "42"
@@ -250,7 +275,8 @@ def roll(host, old: str, new: str) -> None:
 
 
 @pytest.mark.parametrize(("old", "new"), [(A, B), (B, A)], ids=["A-to-B", "rollback-B-to-A"])
-def test_a_redeploy_loses_nobody(host, old: str, new: str) -> None:
+def test_a_redeploy_loses_nobody(host, old: str, new: str, tmp_path: Path) -> None:
+    """The rollback also upgrades the orchestrator (a new wheel) in the same command."""
     status, body = host_get(host, "http://127.0.0.1:9999/api/stats")
     assert status == 200 and json.loads(body)["image"] == old, body
-    roll(host, old, new)
+    roll(host, old, new, wheel=new_wheel(tmp_path) if new == A else None)
