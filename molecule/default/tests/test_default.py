@@ -40,10 +40,12 @@ from cell import (  # noqa: E402 - the shared module of the end-to-end scenarios
 pytest_plugins = ["cell"]
 
 GROUP_VARS = yaml.safe_load((ROOT / "inventories/local/group_vars/tmpnb.yml").read_text())
+# the demo image's static trees, from the inventory's image catalogue (nginx_static_trees follows it)
+STATIC_TREES = GROUP_VARS["tmpnb_images"][GROUP_VARS["tmpnb_image"]]["static_trees"]
 # what this scenario's host_vars change on top of the local inventory (tmpnb_capacity)
 HOST_VARS = yaml.safe_load((ROOT / "molecule/default/inventory/host_vars/tmpnb-default.yml").read_text())
 # Notebook 7's own bundles (static/notebook/ -> notebook/static in the image).
-STATIC_TREE = next(t for t in GROUP_VARS["nginx_static_trees"] if t["prefix"] == "static/notebook/")
+STATIC_TREE = next(t for t in STATIC_TREES if t["prefix"] == "static/notebook/")
 LIMITS_NOFILE = 1048576  # limits_nofile's default; the local inventory does not change it
 
 

@@ -23,6 +23,8 @@ from cell import wait_for_pool  # noqa: E402 - the shared module of the end-to-e
 pytest_plugins = ["cell"]
 
 GROUP_VARS = yaml.safe_load((ROOT / "inventories/local/group_vars/tmpnb.yml").read_text())
+# the demo image's static trees, from the inventory's image catalogue (nginx_static_trees follows it)
+STATIC_TREES = GROUP_VARS["tmpnb_images"][GROUP_VARS["tmpnb_image"]]["static_trees"]
 
 
 # --- a real browser ------------------------------------------------------------------------------
@@ -48,7 +50,7 @@ ACCESS = re.compile(
 def offload(lines: list[str], user_path: str) -> dict[str, float]:
     """Requests and bytes under USER_PATH that nginx answered itself (upstream=-), of all of them
     and of those under a static tree's prefix."""
-    prefixes = tuple(user_path + t["prefix"] for t in GROUP_VARS["nginx_static_trees"])
+    prefixes = tuple(user_path + t["prefix"] for t in STATIC_TREES)
     got = [m for m in map(ACCESS.search, lines) if m and m["uri"].startswith(user_path)]
     own = [m for m in got if m["upstream"] == "-"]
     static = [m for m in got if m["uri"].split("?", 1)[0].startswith(prefixes)]
